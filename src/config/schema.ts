@@ -1,0 +1,104 @@
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+
+const duration = (example: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform((value, ctx) => {
+      if (typeof value === "number" && Number.isFinite(value) && value > 0) return value;
+      const ms = typeof value === "string" ? parseDuration(value) : undefined;
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected a duration like "${example}" (units ms, s, m, h, d, w), got ${JSON.stringify(value)}`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+/** Schema names are validated, then always escaped, before they reach SQL. */
+export const SCHEMA_NAME_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+export const schemaName = z
+  .string()
+  .regex(
+    SCHEMA_NAME_RE,
+    "a schema name must match ^[a-z_][a-z0-9_]{0,62}$ (lowercase letters, digits, underscores)",
+  );
+
+const strict = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
+
+export const configSchema = strict({
+  database: strict({
+    /** Connection string; from DATABASE_URL. Empty means "use the embedded database". */
+    url: z.string().optional(),
+    schema: schemaName.default("public"),
+    applicationName: z.string().min(1).max(63).default("threadline"),
+    statementTimeout: duration("30s").default(30_000),
+    connectTimeout: duration("5s").default(5_000),
+    preparedStatements: z.boolean().default(true),
+    keepAlive: z.boolean().default(true),
+    pool: strict({
+      size: z.number().int().min(1).max(1000).default(10),
+      maxOverflow: z.number().int().min(0).max(1000).default(0),
+      idleTimeout: duration("30s").default(30_000),
+      recycle: duration("30m").default(1_800_000),
+    }).prefault({}),
+    retry: strict({
+      attempts: z.number().int().min(1).max(20).default(4),
+      baseDelay: duration("50ms").default(50),
+      maxDelay: duration("2s").default(2_000),
+    }).prefault({}),
+    embedded: strict({
+      dataDir: z.string().min(1).default("./.threadline/data"),
+    }).prefault({}),
+  }).prefault({}),
+  checkpoint: strict({
+    storage: z.enum(["delta", "full"]).default("delta"),
+  }).prefault({}),
+  fallback: strict({
+    enabled: z.boolean().default(true),
+    maxPendingEntries: z.number().int().min(1).default(100_000),
+    maxPendingBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
+    probeInterval: duration("1s").default(1_000),
+    probeMaxInterval: duration("30s").default(30_000),
+  }).prefault({}),
+  cleanup: strict({
+    enabled: z.boolean().default(true),
+    schedule: z.string().min(1).default("*/15 * * * *"),
+    ttl: duration("7d").default(7 * 86_400_000),
+    batchSize: z.number().int().min(1).max(100_000).default(1000),
+    maxRuntime: duration("5m").default(300_000),
+  }).prefault({}),
+  history: strict({
+    keepLatest: z.number().int().min(0).default(0),
+  }).prefault({}),
+  server: strict({
+    port: z.number().int().min(0).max(65_535).default(8787),
+    host: z.string().min(1).default("0.0.0.0"),
+    bodyLimit: z.string().min(1).default("1mb"),
+    shutdownTimeout: duration("10s").default(10_000),
+    rateLimit: strict({
+      window: duration("1m").default(60_000),
+      max: z.number().int().min(1).default(120),
+    }).prefault({}),
+  }).prefault({}),
+  auth: strict({
+    apiKeys: z.array(z.string().min(16, "API keys must be at least 16 characters")).default([]),
+  }).prefault({}),
+  model: strict({
+    provider: z.enum(["offline", "openai"]).default("offline"),
+    baseUrl: z.url().optional(),
+    name: z.string().min(1).default("gpt-4o-mini"),
+    apiKey: z.string().optional(),
+    temperature: z.number().min(0).max(2).default(0.2),
+    timeout: duration("60s").default(60_000),
+  }).prefault({}),
+  log: strict({
+    level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  }).prefault({}),
+});
+
+/** The validated configuration. Durations are milliseconds. */
+export type ThreadlineConfig = z.output<typeof configSchema>;
+export type ThreadlineConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,59 @@
+import type pg from "pg";
+import type { ThreadlineConfig } from "../config/schema.js";
+import type { Logger } from "../logger.js";
+import { createPool, poolStats, type PoolStats } from "./pool.js";
+
+/** An open database: a real server from DATABASE_URL, or the embedded development store. */
+export interface Database {
+  kind: "postgres" | "embedded";
+  pool: pg.Pool;
+  /** Connection string without credentials, safe to log. */
+  description: string;
+  stats(): PoolStats;
+  /** Ends the pool and, for the embedded store, stops its server. */
+  close(): Promise<void>;
+}
+
+/** Removes the password from a connection string for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<unparseable connection string>";
+  }
+}
+
+/**
+ * Opens the configured database. A real `database.url` (DATABASE_URL) always wins; without one,
+ * the embedded Postgres (PGlite over its socket server, one connection) keeps data in
+ * `database.embedded.dataDir`.
+ */
+export async function openDatabase(config: ThreadlineConfig, logger: Logger): Promise<Database> {
+  const db = config.database;
+  if (db.url) {
+    const pool = createPool({
+      connectionString: db.url,
+      applicationName: db.applicationName,
+      max: db.pool.size + db.pool.maxOverflow,
+      idleTimeoutMs: db.pool.idleTimeout,
+      recycleMs: db.pool.recycle,
+      connectTimeoutMs: db.connectTimeout,
+      statementTimeoutMs: db.statementTimeout,
+      keepAlive: db.keepAlive,
+      logger,
+    });
+    const description = redactUrl(db.url);
+    logger.info({ database: description }, "using PostgreSQL");
+    return {
+      kind: "postgres",
+      pool,
+      description,
+      stats: () => poolStats(pool),
+      close: () => pool.end(),
+    };
+  }
+  const { openEmbeddedDatabase } = await import("./embedded.js");
+  return openEmbeddedDatabase(config, logger);
+}

@@ -1,0 +1,188 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type pg from "pg";
+import { ThreadlineError } from "../errors.js";
+import { silentLogger, type Logger } from "../logger.js";
+import { packageRoot } from "../paths.js";
+import { toThreadlineError } from "./errors.js";
+import { quoteSchema } from "./identifier.js";
+
+/** One numbered, immutable SQL file of `sql/migrations/`. */
+export interface Migration {
+  version: number;
+  name: string;
+  /** SQL with the `:SCHEMA` placeholder. */
+  sql: string;
+  /** sha256 of the file as shipped; an applied file must never change. */
+  checksum: string;
+}
+
+export interface MigrationResult {
+  schema: string;
+  applied: Array<Pick<Migration, "version" | "name">>;
+  /** Versions already present before this run. */
+  alreadyApplied: number;
+}
+
+const FILE_RE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+/** Advisory-lock namespace for the migrator (first int of the two-int lock key). */
+const LOCK_CLASS = 0x74_6c_6d_67; // "tlmg"
+
+let cached: Migration[] | undefined;
+
+/** Reads the migration files once, in version order. */
+export function loadMigrations(dir = join(packageRoot(), "sql", "migrations")): Migration[] {
+  if (cached && dir === join(packageRoot(), "sql", "migrations")) return cached;
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort();
+  const migrations = files.map((file, i) => {
+    const match = FILE_RE.exec(file);
+    if (!match || Number(match[1]) !== i + 1) {
+      throw new Error(`migration file ${file} must be named ${String(i + 1).padStart(4, "0")}_<slug>.sql`);
+    }
+    const sql = readFileSync(join(dir, file), "utf8");
+    return {
+      version: i + 1,
+      name: match[2]!,
+      sql,
+      checksum: createHash("sha256").update(sql).digest("hex"),
+    };
+  });
+  cached = migrations;
+  return migrations;
+}
+
+/** The migration's SQL for a schema (`:SCHEMA` replaced by the escaped identifier). */
+export function renderMigration(migration: Migration, schema: string): string {
+  const quoted = quoteSchema(schema);
+  return migration.sql.replace(/:SCHEMA\b/g, quoted);
+}
+
+function ledgerSql(quoted: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${quoted}.threadline_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+  )`;
+}
+
+export interface MigrateOptions {
+  schema?: string;
+  logger?: Logger;
+  migrations?: Migration[];
+}
+
+/**
+ * Brings `schema` up to date. Safe to call from many processes at once: the run holds an
+ * advisory lock on one dedicated connection, each file runs in its own transaction that inserts
+ * its ledger row first (a racing migrator fails on the primary key instead of applying twice),
+ * applied files are checked against their checksums, and a database migrated by a newer
+ * Threadline is refused.
+ */
+export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Promise<MigrationResult> {
+  const schema = options.schema ?? "public";
+  const quoted = quoteSchema(schema);
+  const logger = options.logger ?? silentLogger;
+  const migrations = options.migrations ?? loadMigrations();
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw toThreadlineError(err, "connecting to run migrations");
+  }
+  let broken = false;
+  try {
+    // DDL may legitimately run longer than the service's statement_timeout.
+    await client.query("SET statement_timeout = 0");
+    await client.query("SELECT pg_advisory_lock($1::int, hashtext($2))", [LOCK_CLASS, schema]);
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+      await client.query(ledgerSql(quoted));
+      const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
+        `SELECT version, name, checksum FROM ${quoted}.threadline_migrations ORDER BY version`,
+      );
+      checkLedger(rows, migrations, schema);
+      const done = new Set(rows.map((r) => r.version));
+      const applied: MigrationResult["applied"] = [];
+      for (const migration of migrations) {
+        if (done.has(migration.version)) continue;
+        await client.query("BEGIN");
+        try {
+          await client.query(
+            `INSERT INTO ${quoted}.threadline_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+            [migration.version, migration.name, migration.checksum],
+          );
+          await client.query(renderMigration(migration, schema));
+          await client.query("COMMIT");
+        } catch (err) {
+          await client.query("ROLLBACK").catch(() => undefined);
+          throw err;
+        }
+        applied.push({ version: migration.version, name: migration.name });
+        logger.info({ schema, version: migration.version, name: migration.name }, "migration applied");
+      }
+      return { schema, applied, alreadyApplied: done.size };
+    } finally {
+      await client.query("SELECT pg_advisory_unlock($1::int, hashtext($2))", [LOCK_CLASS, schema]);
+    }
+  } catch (err) {
+    broken = !(err instanceof ThreadlineError);
+    throw toThreadlineError(err, `migrating schema ${schema}`);
+  } finally {
+    // A connection whose session lock state is unknown is not returned to the pool.
+    client.release(broken);
+  }
+}
+
+function checkLedger(
+  rows: Array<{ version: number; name: string; checksum: string }>,
+  migrations: Migration[],
+  schema: string,
+): void {
+  const known = new Map(migrations.map((m) => [m.version, m]));
+  for (const row of rows) {
+    const migration = known.get(row.version);
+    if (!migration) {
+      throw new ThreadlineError(
+        "SCHEMA_TOO_NEW",
+        `Schema ${schema} has migration ${row.version} (${row.name}) that this Threadline does not know: it was migrated by a newer version. Upgrade Threadline instead of running an older one against it.`,
+        { details: { schema, version: row.version } },
+      );
+    }
+    if (migration.checksum !== row.checksum) {
+      throw new ThreadlineError(
+        "MIGRATION_CHECKSUM_MISMATCH",
+        `Migration ${row.version} (${row.name}) was edited after it was applied to schema ${schema}. Applied migrations are immutable: restore the file and add a new migration instead.`,
+        { details: { schema, version: row.version } },
+      );
+    }
+  }
+}
+
+/** The SQL `migrate` would run now, without running it (for `threadline migrate --dry-run`). */
+export async function pendingMigrations(
+  pool: pg.Pool,
+  options: MigrateOptions = {},
+): Promise<Array<Migration & { rendered: string }>> {
+  const schema = options.schema ?? "public";
+  const quoted = quoteSchema(schema);
+  const migrations = options.migrations ?? loadMigrations();
+  let rows: Array<{ version: number; name: string; checksum: string }> = [];
+  try {
+    const res = await pool.query<{ version: number; name: string; checksum: string }>(
+      `SELECT version, name, checksum FROM ${quoted}.threadline_migrations ORDER BY version`,
+    );
+    rows = res.rows;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== "42P01" && code !== "3F000") throw toThreadlineError(err, "reading the migration ledger");
+  }
+  checkLedger(rows, migrations, schema);
+  const done = new Set(rows.map((r) => r.version));
+  return migrations
+    .filter((m) => !done.has(m.version))
+    .map((m) => ({ ...m, rendered: renderMigration(m, schema) }));
+}

@@ -1,0 +1,78 @@
+import pg from "pg";
+import type { Logger } from "../logger.js";
+import { silentLogger } from "../logger.js";
+
+export interface PoolOptions {
+  connectionString: string;
+  /** `application_name` reported in pg_stat_activity. Default `threadline`. */
+  applicationName?: string;
+  /** Connections kept at most (`size + maxOverflow`). Default 10. */
+  max?: number;
+  /** Close idle connections after this many ms. Default 30 000. */
+  idleTimeoutMs?: number;
+  /** Replace a connection after this many ms of life (recycle). Default 30 min; 0 = never. */
+  recycleMs?: number;
+  /** Give up connecting after this many ms. Default 5 000. */
+  connectTimeoutMs?: number;
+  /** Server-side `statement_timeout` in ms. Default 30 000; 0 = none. */
+  statementTimeoutMs?: number;
+  /** TCP keepalive on every connection. Default true. */
+  keepAlive?: boolean;
+  logger?: Logger;
+}
+
+/** Pool occupancy as reported by `/health/db` and the metrics. */
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+  max: number;
+}
+
+/**
+ * Creates a `pg.Pool` that can never crash the process: an idle client whose connection is
+ * terminated (pg_terminate_backend, failover, network cut) emits `error` on the pool, and a pool
+ * without a listener turns that into an uncaught exception. The listener only logs; the next
+ * query gets a fresh connection.
+ */
+export function createPool(options: PoolOptions): pg.Pool {
+  const logger = options.logger ?? silentLogger;
+  const config: pg.PoolConfig = {
+    connectionString: options.connectionString,
+    application_name: options.applicationName ?? "threadline",
+    max: options.max ?? 10,
+    idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    keepAlive: options.keepAlive ?? true,
+    keepAliveInitialDelayMillis: 10_000,
+  };
+  const recycleMs = options.recycleMs ?? 1_800_000;
+  if (recycleMs > 0) config.maxLifetimeSeconds = Math.max(1, Math.round(recycleMs / 1000));
+  const statementTimeout = options.statementTimeoutMs ?? 30_000;
+  if (statementTimeout > 0) config.statement_timeout = statementTimeout;
+  return attachPoolErrorHandler(new pg.Pool(config), logger);
+}
+
+/** Adds the `error` listener every pool needs (see createPool). Returns the same pool. */
+export function attachPoolErrorHandler(pool: pg.Pool, logger: Logger = silentLogger): pg.Pool {
+  if (!(pool as PoolWithMarker)[HANDLED]) {
+    pool.on("error", (err: Error & { code?: string }) => {
+      logger.warn({ err: { message: err.message, code: err.code } }, "idle database connection lost");
+    });
+    (pool as PoolWithMarker)[HANDLED] = true;
+  }
+  return pool;
+}
+
+const HANDLED = Symbol.for("threadline.poolErrorHandler");
+type PoolWithMarker = pg.Pool & { [HANDLED]?: boolean };
+
+/** Current pool occupancy. */
+export function poolStats(pool: pg.Pool): PoolStats {
+  return {
+    total: pool.totalCount,
+    idle: pool.idleCount,
+    waiting: pool.waitingCount,
+    max: pool.options.max ?? 10,
+  };
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // The conformance suite and the fault tests need real servers and a few seconds each.
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Integration files each use their own schema / Redis prefix, so they may run in parallel;
+    // two workers match the two cores of the CI machine.
+    pool: "forks",
+    maxWorkers: 2,
+    globals: true,
+    reporters: ["default"],
+  },
+});
