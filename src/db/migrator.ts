@@ -32,9 +32,10 @@ const LOCK_CLASS = 0x74_6c_6d_67; // "tlmg"
 let cached: Migration[] | undefined;
 
 /** Reads the migration files once, in version order. */
-export function loadMigrations(dir = join(packageRoot(), "sql", "migrations")): Migration[] {
-  if (cached && dir === join(packageRoot(), "sql", "migrations")) return cached;
-  const files = readdirSync(dir)
+export function loadMigrations(dir?: string): Migration[] {
+  if (dir === undefined && cached) return cached;
+  const folder = dir ?? join(packageRoot(), "sql", "migrations");
+  const files = readdirSync(folder)
     .filter((f) => f.endsWith(".sql"))
     .sort();
   const migrations = files.map((file, i) => {
@@ -42,7 +43,7 @@ export function loadMigrations(dir = join(packageRoot(), "sql", "migrations")): 
     if (!match || Number(match[1]) !== i + 1) {
       throw new Error(`migration file ${file} must be named ${String(i + 1).padStart(4, "0")}_<slug>.sql`);
     }
-    const sql = readFileSync(join(dir, file), "utf8");
+    const sql = readFileSync(join(folder, file), "utf8");
     return {
       version: i + 1,
       name: match[2]!,
@@ -50,7 +51,7 @@ export function loadMigrations(dir = join(packageRoot(), "sql", "migrations")): 
       checksum: createHash("sha256").update(sql).digest("hex"),
     };
   });
-  cached = migrations;
+  if (dir === undefined) cached = migrations;
   return migrations;
 }
 

@@ -1,0 +1,171 @@
+import { createHash } from "node:crypto";
+import { quoteSchema } from "../db/identifier.js";
+
+/** A prepared-statement-ready query: the same name always has the same text. */
+export interface Statement {
+  name: string;
+  text: string;
+}
+
+function statement(text: string): Statement {
+  return { name: `tl_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`, text };
+}
+
+// Blob payloads travel as text: UTF-8 JSON as is (no hex doubling, no array-literal parsing),
+// anything else (the serializer's "bytes") as base64.
+const payloadColumns = (alias: string) => `
+    CASE WHEN ${alias}.type IN ('json', 'delta') THEN convert_from(${alias}.blob, 'UTF8') END AS txt,
+    CASE WHEN ${alias}.type NOT IN ('json', 'delta', 'empty') AND ${alias}.blob IS NOT NULL
+         THEN encode(${alias}.blob, 'base64') END AS b64`;
+
+const payloadValue = (alias: string) =>
+  `CASE WHEN ${alias}.b64 IS NOT NULL THEN decode(${alias}.b64, 'base64') ELSE convert_to(${alias}.txt, 'UTF8') END`;
+
+/** Columns every checkpoint selection must produce for {@link loadQuery}. */
+const CP_COLUMNS =
+  "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata";
+
+/**
+ * The hot-path statements of one schema, built once. Every statement filters by thread_id
+ * (except `list` without a thread, which is a search, not a hot path).
+ */
+export class Statements {
+  readonly schema: string;
+  private readonly s: string;
+  private readonly listCache = new Map<string, Statement>();
+
+  /** One round trip per put: blobs and the checkpoint row in one statement (implicitly atomic). */
+  readonly put: Statement;
+  /** One round trip per putWrites; special channels (negative idx) overwrite, others never do. */
+  readonly putWrites: Statement;
+  /** The latest checkpoint of a thread/namespace with its blobs and writes, one round trip. */
+  readonly getLatest: Statement;
+  /** One checkpoint by id with its blobs and writes, one round trip. */
+  readonly getById: Statement;
+  /** The TASKS writes of parents, for checkpoints older than format v4 (rare). */
+  readonly pendingSends: Statement;
+  /** Every row of a thread, all tables, one statement. */
+  readonly deleteThread: Statement;
+
+  constructor(schema: string) {
+    this.schema = schema;
+    const s = (this.s = quoteSchema(schema));
+    this.put = statement(`WITH stored AS (
+  INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob, delta_base)
+  SELECT $1, $2, u.channel, u.version, u.type, ${payloadValue("u")}, u.base
+  FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+    AS u(channel, version, type, txt, b64, base)
+  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
+  RETURNING channel
+)
+INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+RETURNING (SELECT coalesce(array_agg(channel), '{}') FROM stored) AS stored`);
+
+    this.putWrites = statement(`INSERT INTO ${s}.checkpoint_writes
+  (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+SELECT $1, $2, $3, $4, $5, u.idx, u.channel, u.type, ${payloadValue("u")}
+FROM unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[]) AS u(idx, channel, type, txt, b64)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
+  SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
+  WHERE EXCLUDED.idx < 0`);
+
+    this.getLatest = statement(
+      this.loadQuery(
+        `SELECT ${CP_COLUMNS} FROM ${s}.checkpoints
+   WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1`,
+      ),
+    );
+    this.getById = statement(
+      this.loadQuery(
+        `SELECT ${CP_COLUMNS} FROM ${s}.checkpoints
+   WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3`,
+      ),
+    );
+    this.pendingSends = statement(`SELECT w.checkpoint_id, w.type, w.task_path, w.task_id, w.idx, ${payloadColumns("w")}
+FROM ${s}.checkpoint_writes w
+WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::text[]) AND w.channel = '__pregel_tasks'`);
+
+    this.deleteThread = statement(`WITH cp AS (DELETE FROM ${s}.checkpoints WHERE thread_id = $1),
+  bl AS (DELETE FROM ${s}.checkpoint_blobs WHERE thread_id = $1),
+  wr AS (DELETE FROM ${s}.checkpoint_writes WHERE thread_id = $1)
+DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
+  }
+
+  /**
+   * A list query for one combination of filters. `where` holds placeholders numbered from $1;
+   * the text only varies with which filters are present, so there are few distinct statements.
+   */
+  list(where: string[], limitParam: string | undefined): Statement {
+    const key = `${where.join("&")}|${limitParam ?? ""}`;
+    let cached = this.listCache.get(key);
+    if (!cached) {
+      const whereSql = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
+      cached = statement(
+        this.loadQuery(
+          `SELECT ${CP_COLUMNS} FROM ${this.s}.checkpoints ${whereSql}
+   ORDER BY checkpoint_id DESC${limitParam ? ` LIMIT ${limitParam}` : ""}`,
+        ),
+      );
+      this.listCache.set(key, cached);
+    }
+    return cached;
+  }
+
+  /**
+   * Wraps a checkpoint selection into one query that also returns, as separate rows, every blob
+   * the selected checkpoints need (following delta chains to their full value, each row once)
+   * and their pending writes. Row kinds: 0 checkpoint, 1 blob, 2 write.
+   */
+  private loadQuery(selection: string): string {
+    const s = this.s;
+    return `WITH RECURSIVE cp AS (
+  ${selection}
+),
+want AS (
+  SELECT DISTINCT cp.thread_id, cp.checkpoint_ns, v.key AS channel, v.value AS version
+  FROM cp, jsonb_each_text(cp.checkpoint -> 'channel_versions') v
+),
+chain (thread_id, checkpoint_ns, channel, version, delta_base) AS (
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_base
+  FROM want w JOIN ${s}.checkpoint_blobs b
+    ON b.thread_id = w.thread_id AND b.checkpoint_ns = w.checkpoint_ns
+   AND b.channel = w.channel AND b.version = w.version
+  UNION
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_base
+  FROM chain c JOIN ${s}.checkpoint_blobs b
+    ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns
+   AND b.channel = c.channel AND b.version = c.delta_base
+)
+SELECT 0 AS kind, cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id AS c1, cp.parent_checkpoint_id AS c2,
+       cp.checkpoint::text AS c3, cp.metadata::text AS c4, NULL::text AS c5, NULL::int AS n,
+       NULL::text AS txt, NULL::text AS b64
+FROM cp
+UNION ALL
+SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, NULL, NULL,${payloadColumns("b")}
+FROM chain c JOIN ${s}.checkpoint_blobs b
+  ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns
+ AND b.channel = c.channel AND b.version = c.version
+UNION ALL
+SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, w.task_path, w.idx,${payloadColumns("w")}
+FROM cp JOIN ${s}.checkpoint_writes w
+  ON w.thread_id = cp.thread_id AND w.checkpoint_ns = cp.checkpoint_ns AND w.checkpoint_id = cp.checkpoint_id`;
+  }
+}
+
+/** One row of a load query (see Statements.loadQuery). */
+export interface LoadRow {
+  kind: number;
+  thread_id: string;
+  checkpoint_ns: string;
+  c1: string;
+  c2: string | null;
+  c3: string | null;
+  c4: string | null;
+  c5: string | null;
+  n: number | null;
+  txt: string | null;
+  b64: string | null;
+}
