@@ -5,6 +5,8 @@
  */
 export interface DeltaBase {
   version: string;
+  /** Version of the full value the chain starts from (the version itself for a full value). */
+  root: string;
   items: readonly unknown[];
   /** Deltas stacked on the nearest full value; bounded so reads stay short. */
   depth: number;

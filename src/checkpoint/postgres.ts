@@ -24,6 +24,7 @@ import { migrate } from "../db/migrator.js";
 import { attachPoolErrorHandler, createPool } from "../db/pool.js";
 import { withRetry, type RetryOptions } from "../db/retry.js";
 import { DeltaCache } from "./delta-cache.js";
+import { FALLBACK, fastDecode } from "./fast-decode.js";
 import { Statements, type LoadRow, type Statement } from "./statements.js";
 
 /** Options of {@link PostgresCheckpointer}. */
@@ -59,6 +60,7 @@ export interface FromConnStringOptions extends PostgresCheckpointerOptions {
 interface BlobRow {
   type: string;
   base: string | null;
+  root: string | null;
   txt: string | null;
   b64: string | null;
 }
@@ -165,6 +167,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   private readonly deltas: DeltaCache;
   private readonly maxDeltaDepth: number;
   private readonly logger: Logger;
+  private readonly fastJson: boolean;
   private ownsPool = false;
   private setupPromise: Promise<void> | undefined;
 
@@ -185,6 +188,17 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     this.deltas = new DeltaCache(options.deltaCacheSize ?? 10_000);
     this.maxDeltaDepth = options.maxDeltaDepth ?? 256;
     this.logger = options.logger ?? silentLogger;
+    // The fast decoder reproduces JsonPlusSerializer; a custom serializer is always used as is.
+    this.fastJson = options.serde === undefined;
+  }
+
+  /** Decodes one stored payload; synchronous for plain JSON and LangChain messages. */
+  private decode(type: string, txt: string | null, b64: string | null): Promise<unknown> | unknown {
+    if (this.fastJson && type === "json" && txt !== null) {
+      const value = fastDecode(txt);
+      if (value !== FALLBACK) return value;
+    }
+    return this.serde.loadsTyped(type, payloadData(txt, b64));
   }
 
   /**
@@ -307,6 +321,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         blobs.set(blobKey(row.thread_id, row.checkpoint_ns, row.c1, row.c2 ?? ""), {
           type: row.c3 ?? "empty",
           base: row.c4,
+          root: row.c5,
           txt: row.txt,
           b64: row.b64,
         });
@@ -340,13 +355,13 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         );
       }
       if (row.type !== "delta") {
-        value = this.serde.loadsTyped(row.type, payloadData(row.txt, row.b64));
+        value = Promise.resolve(this.decode(row.type, row.txt, row.b64));
       } else {
         if (row.base === null || depth > 100_000) {
           return Promise.reject(new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} has no base`));
         }
         const base = resolve(threadId, ns, channel, row.base, depth + 1);
-        const suffix = this.serde.loadsTyped("json", row.txt ?? "[]") as Promise<unknown[]>;
+        const suffix = Promise.resolve(this.decode("json", row.txt ?? "[]", null));
         value = Promise.all([base, suffix]).then(([b, s]) => {
           if (!Array.isArray(b) || !Array.isArray(s)) {
             throw new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} does not extend an array`);
@@ -379,7 +394,13 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           // Each tuple gets its own array; the elements are shared.
           channelValues[channel] = Array.isArray(value) ? value.slice() : value;
           if (rememberBases && this.storage === "delta" && Array.isArray(value)) {
-            this.deltas.set(row.threadId, row.ns, channel, { version: String(version), items: value.slice(), depth: 0 });
+            const blobRoot = blob.root ?? String(version);
+            this.deltas.set(row.threadId, row.ns, channel, {
+              version: String(version),
+              root: blobRoot,
+              items: value.slice(),
+              depth: 0,
+            });
           }
         }),
       );
@@ -388,7 +409,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       const pendingWrites = await this.decodeWrites(writes.get(cpKey(row.threadId, row.ns, row.id)) ?? []);
       if (checkpoint.v < 4 && row.parentId) await this.migratePendingSends(checkpoint, row.threadId, row.ns, row.parentId);
 
-      const metadata = (await this.serde.loadsTyped("json", row.metadata)) as CheckpointMetadata;
+      const metadata = (await this.decode("json", row.metadata, null)) as CheckpointMetadata;
       const tuple: CheckpointTuple = {
         config: { configurable: { thread_id: row.threadId, checkpoint_ns: row.ns, checkpoint_id: row.id } },
         checkpoint,
@@ -414,7 +435,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       keyed.map(async ({ w }): Promise<CheckpointPendingWrite> => [
         w.taskId,
         w.channel,
-        await this.serde.loadsTyped(w.type, payloadData(w.txt, w.b64)),
+        await this.decode(w.type, w.txt, w.b64),
       ]),
     );
   }
@@ -463,7 +484,8 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const txts: Array<string | null> = [];
     const b64s: Array<string | null> = [];
     const bases: Array<string | null> = [];
-    const remember: Array<{ channel: string; version: string; items: unknown[]; depth: number }> = [];
+    const roots: Array<string | null> = [];
+    const remember: Array<{ channel: string; version: string; root: string; items: unknown[]; depth: number }> = [];
     const values = checkpoint.channel_values ?? {};
     for (const [channel, rawVersion] of Object.entries(newVersions ?? {})) {
       const version = String(rawVersion);
@@ -474,6 +496,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         txts.push(null);
         b64s.push(null);
         bases.push(null);
+        roots.push(null);
         continue;
       }
       const value = (values as Record<string, unknown>)[channel];
@@ -485,7 +508,8 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           txts.push(textDecoder.decode(bytes));
           b64s.push(null);
           bases.push(base.version);
-          remember.push({ channel, version, items: (value as unknown[]).slice(), depth: base.depth + 1 });
+          roots.push(base.root);
+          remember.push({ channel, version, root: base.root, items: value.slice(), depth: base.depth + 1 });
           continue;
         }
       }
@@ -495,8 +519,9 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       txts.push(payload.txt);
       b64s.push(payload.b64);
       bases.push(null);
+      roots.push(null);
       if (this.storage === "delta" && Array.isArray(value)) {
-        remember.push({ channel, version, items: value.slice(), depth: 0 });
+        remember.push({ channel, version, root: version, items: value.slice(), depth: 0 });
       }
     }
     const { channel_values: _omit, ...stored } = checkpoint;
@@ -504,14 +529,16 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
 
     const { rows } = await this.query<{ stored: string[] }>(
       this.statements.put,
-      [threadId, ns, checkpoint.id, parentId, JSON.stringify(stored), metadataJson, channels, versions, types, txts, b64s, bases],
+      [threadId, ns, checkpoint.id, parentId, JSON.stringify(stored), metadataJson, channels, versions, types, txts, b64s, bases, roots],
       "put",
     );
     const inserted = new Set(rows[0]?.stored ?? []);
     for (const r of remember) {
       // A version that already existed (a retried put, or a forked thread reusing a version
       // number) holds someone else's bytes: never build deltas on it.
-      if (inserted.has(r.channel)) this.deltas.set(threadId, ns, r.channel, { version: r.version, items: r.items, depth: r.depth });
+      if (inserted.has(r.channel)) {
+        this.deltas.set(threadId, ns, r.channel, { version: r.version, root: r.root, items: r.items, depth: r.depth });
+      }
       else this.deltas.delete(threadId, ns, r.channel);
     }
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };

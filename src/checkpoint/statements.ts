@@ -51,10 +51,10 @@ export class Statements {
     this.schema = schema;
     const s = (this.s = quoteSchema(schema));
     this.put = statement(`WITH stored AS (
-  INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob, delta_base)
-  SELECT $1, $2, u.channel, u.version, u.type, ${payloadValue("u")}, u.base
-  FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-    AS u(channel, version, type, txt, b64, base)
+  INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob, delta_base, delta_root)
+  SELECT $1, $2, u.channel, u.version, u.type, ${payloadValue("u")}, u.base, u.root
+  FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+    AS u(channel, version, type, txt, b64, base, root)
   ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
   RETURNING channel
 )
@@ -116,35 +116,44 @@ DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
 
   /**
    * Wraps a checkpoint selection into one query that also returns, as separate rows, every blob
-   * the selected checkpoints need (following delta chains to their full value, each row once)
-   * and their pending writes. Row kinds: 0 checkpoint, 1 blob, 2 write.
+   * the selected checkpoints need (for a delta, every row of its chain, found through
+   * delta_root in one index lookup; each row once) and their pending writes.
+   * Row kinds: 0 checkpoint, 1 blob, 2 write.
    */
   private loadQuery(selection: string): string {
     const s = this.s;
-    return `WITH RECURSIVE cp AS (
+    return `WITH cp AS (
   ${selection}
 ),
 want AS (
   SELECT DISTINCT cp.thread_id, cp.checkpoint_ns, v.key AS channel, v.value AS version
   FROM cp, jsonb_each_text(cp.checkpoint -> 'channel_versions') v
 ),
-chain (thread_id, checkpoint_ns, channel, version, delta_base) AS (
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_base
+heads AS (
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_root
   FROM want w JOIN ${s}.checkpoint_blobs b
     ON b.thread_id = w.thread_id AND b.checkpoint_ns = w.checkpoint_ns
    AND b.channel = w.channel AND b.version = w.version
+),
+chains AS (
+  SELECT DISTINCT thread_id, checkpoint_ns, channel, delta_root FROM heads WHERE delta_root IS NOT NULL
+),
+chain AS (
+  SELECT thread_id, checkpoint_ns, channel, version FROM heads
   UNION
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_base
-  FROM chain c JOIN ${s}.checkpoint_blobs b
-    ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns
-   AND b.channel = c.channel AND b.version = c.delta_base
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version
+  FROM chains g JOIN ${s}.checkpoint_blobs b
+    ON b.thread_id = g.thread_id AND b.checkpoint_ns = g.checkpoint_ns
+   AND b.channel = g.channel AND b.delta_root = g.delta_root
+  UNION
+  SELECT g.thread_id, g.checkpoint_ns, g.channel, g.delta_root FROM chains g
 )
 SELECT 0 AS kind, cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id AS c1, cp.parent_checkpoint_id AS c2,
        cp.checkpoint::text AS c3, cp.metadata::text AS c4, NULL::text AS c5, NULL::int AS n,
        NULL::text AS txt, NULL::text AS b64
 FROM cp
 UNION ALL
-SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, NULL, NULL,${payloadColumns("b")}
+SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, NULL,${payloadColumns("b")}
 FROM chain c JOIN ${s}.checkpoint_blobs b
   ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns
  AND b.channel = c.channel AND b.version = c.version
