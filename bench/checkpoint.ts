@@ -13,6 +13,7 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 import pg from "pg";
 import { PostgresCheckpointer } from "../src/checkpoint/postgres.js";
 import { attachPoolErrorHandler } from "../src/db/pool.js";
+import { messageText } from "./payload.js";
 import { percentile, median, type Sample } from "./stats.js";
 
 export type SaverName = "official" | "threadline" | "memory";
@@ -48,8 +49,7 @@ export interface CheckpointBenchResult {
   floor: Record<string, { p50: number; p99: number }>;
 }
 
-const CONTENT = (i: number, role: string) =>
-  `${role} message ${i}: ${"lorem ipsum dolor sit amet ".repeat(11)}`.slice(0, 300);
+const CONTENT = (i: number, role: string) => messageText(i, role);
 
 /** A LangGraph-like checkpoint sequence: messages grow by one element per checkpoint. */
 class ThreadScript {
@@ -166,7 +166,28 @@ function countStatements(): { reset(): void; readonly count: number; restore(): 
   };
 }
 
-async function threadBytes(pool: pg.Pool, schema: string, threadId: string): Promise<number> {
+const COLUMNS: Record<string, string[]> = {
+  checkpoints: ["thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "type", "checkpoint", "metadata"],
+  checkpoint_blobs: ["thread_id", "checkpoint_ns", "channel", "version", "type", "blob"],
+  checkpoint_writes: ["thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", "channel", "type", "blob"],
+};
+
+/**
+ * Bytes a row occupies as stored: the 24-byte tuple header plus each column as stored (compressed
+ * where Postgres compressed it). `pg_column_size(t.*)` would flatten and decompress the row.
+ * Threadline's extra columns are counted too, when present.
+ */
+export function rowSize(table: string, extra: string[] = []): string {
+  const cols = [...(COLUMNS[table] ?? []), ...extra];
+  return `24 + ${cols.map((c) => `coalesce(pg_column_size(${c}), 0)`).join(" + ")}`;
+}
+
+async function threadBytes(
+  pool: pg.Pool,
+  schema: string,
+  threadId: string,
+  extra: { blobs: string[]; writes: string[] },
+): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(
     `SELECT (SELECT coalesce(sum(pg_column_size(c.*)), 0) FROM "${schema}".checkpoints c WHERE thread_id = $1)
           + (SELECT coalesce(sum(pg_column_size(b.*)), 0) FROM "${schema}".checkpoint_blobs b WHERE thread_id = $1)
@@ -342,7 +363,12 @@ export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<Ch
           counter.reset();
           await graphs[s].invoke({ messages: [new HumanMessage(CONTENT(turn, "user"))] }, { configurable: { thread_id: `storage-${s}` } });
           statements += counter.count;
-          const bytes = await threadBytes(pool, schema, `storage-${s}`);
+          const bytes = await threadBytes(
+            pool,
+            schema,
+            `storage-${s}`,
+            s === "official" ? { blobs: [], writes: [] } : { blobs: ["delta_base", "delta_root"], writes: ["task_path"] },
+          );
           if (turn === 1) storage[s].turn1 = bytes - before;
           if (turn === 20) storage[s].turn20 = bytes - before;
           before = bytes;

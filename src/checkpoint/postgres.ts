@@ -24,6 +24,7 @@ import { migrate } from "../db/migrator.js";
 import { attachPoolErrorHandler, createPool } from "../db/pool.js";
 import { withRetry, type RetryOptions } from "../db/retry.js";
 import { DeltaCache } from "./delta-cache.js";
+import { COMPRESSED_SUFFIX, compress, decompressToText } from "./compression.js";
 import { FALLBACK, fastDecode } from "./fast-decode.js";
 import { Statements, type LoadRow, type Statement } from "./statements.js";
 
@@ -95,10 +96,21 @@ function cpKey(threadId: string, ns: string, id: string): string {
   return `${threadId}\u0000${ns}\u0000${id}`;
 }
 
-/** Serializer output as the text/base64 pair the statements send. */
-function toPayload(type: string, bytes: Uint8Array): { txt: string | null; b64: string | null } {
-  if (type === "json") return { txt: textDecoder.decode(bytes), b64: null };
-  return { txt: null, b64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") };
+/**
+ * Serializer output as the (type, text, base64) triple the statements send. JSON travels as text;
+ * with `compressed`, JSON worth compressing travels (and is stored) deflated, as `<type>+z1`.
+ */
+function toPayload(
+  type: string,
+  bytes: Uint8Array,
+  compressed: boolean,
+): { type: string; txt: string | null; b64: string | null } {
+  if (compressed && (type === "json" || type === "delta")) {
+    const packed = compress(bytes);
+    if (packed) return { type: `${type}${COMPRESSED_SUFFIX}`, txt: null, b64: packed.toString("base64") };
+  }
+  if (type === "json" || type === "delta") return { type, txt: textDecoder.decode(bytes), b64: null };
+  return { type, txt: null, b64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") };
 }
 
 function payloadData(txt: string | null, b64: string | null): string | Uint8Array {
@@ -194,6 +206,12 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
 
   /** Decodes one stored payload; synchronous for plain JSON and LangChain messages. */
   private decode(type: string, txt: string | null, b64: string | null): Promise<unknown> | unknown {
+    if (type.endsWith(COMPRESSED_SUFFIX)) {
+      txt = decompressToText(payloadData(null, b64) as Uint8Array);
+      b64 = null;
+      type = type.slice(0, -COMPRESSED_SUFFIX.length);
+    }
+    if (type === "delta") type = "json";
     if (this.fastJson && type === "json" && txt !== null) {
       const value = fastDecode(txt);
       if (value !== FALLBACK) return value;
@@ -354,14 +372,14 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           new ThreadlineError("DATA_CORRUPT", `blob ${channel}@${version} of thread ${threadId} is missing`),
         );
       }
-      if (row.type !== "delta") {
+      if (!row.type.startsWith("delta")) {
         value = Promise.resolve(this.decode(row.type, row.txt, row.b64));
       } else {
         if (row.base === null || depth > 100_000) {
           return Promise.reject(new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} has no base`));
         }
         const base = resolve(threadId, ns, channel, row.base, depth + 1);
-        const suffix = Promise.resolve(this.decode("json", row.txt ?? "[]", null));
+        const suffix = Promise.resolve(this.decode(row.type, row.txt, row.b64));
         value = Promise.all([base, suffix]).then(([b, s]) => {
           if (!Array.isArray(b) || !Array.isArray(s)) {
             throw new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} does not extend an array`);
@@ -504,9 +522,10 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       if (base && Array.isArray(value)) {
         const [type, bytes] = await this.serde.dumpsTyped(value.slice(base.items.length));
         if (type === "json") {
-          types.push("delta");
-          txts.push(textDecoder.decode(bytes));
-          b64s.push(null);
+          const payload = toPayload("delta", bytes, true);
+          types.push(payload.type);
+          txts.push(payload.txt);
+          b64s.push(payload.b64);
           bases.push(base.version);
           roots.push(base.root);
           remember.push({ channel, version, root: base.root, items: value.slice(), depth: base.depth + 1 });
@@ -514,8 +533,8 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         }
       }
       const [type, bytes] = await this.serde.dumpsTyped(value);
-      const payload = toPayload(type, bytes);
-      types.push(type);
+      const payload = toPayload(type, bytes, this.storage === "delta");
+      types.push(payload.type);
       txts.push(payload.txt);
       b64s.push(payload.b64);
       bases.push(null);
@@ -584,10 +603,10 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const b64s: Array<string | null> = [];
     for (const [idx, [channel, value]] of byIdx) {
       const [type, bytes] = await this.serde.dumpsTyped(value);
-      const payload = toPayload(type, bytes);
+      const payload = toPayload(type, bytes, this.storage === "delta");
       idxs.push(idx);
       channels.push(channel);
-      types.push(type);
+      types.push(payload.type);
       txts.push(payload.txt);
       b64s.push(payload.b64);
     }

@@ -1,0 +1,860 @@
+import type { RunnableConfig } from "@langchain/core/runnables";
+import {
+  TASKS,
+  WRITES_IDX_MAP,
+  compareWritesSortKeys,
+  maxChannelVersion,
+  writesSortKey,
+  type ChannelVersions,
+  type Checkpoint,
+  type CheckpointListOptions,
+  type CheckpointMetadata,
+  type CheckpointPendingWrite,
+  type CheckpointTuple,
+  type SerializerProtocol,
+  type WritesSortKey,
+} from "@langchain/langgraph-checkpoint";
+import { ThreadlineError } from "../errors.js";
+
+/** A value as the serializer produced it: `[type, bytes]`. Held instead of live objects, so
+ * nothing a caller mutates afterwards changes what was acknowledged. */
+export type Serialized = [string, Uint8Array];
+
+/** Fixed per-entry overhead (maps, keys, ids) counted on top of the serialized bytes. */
+const ENTRY_OVERHEAD_BYTES = 128;
+
+interface CheckpointEntry {
+  id: string;
+  parentId: string | undefined;
+  checkpoint: Serialized;
+  metadata: Serialized;
+  /** `channel -> version` of the checkpoint, kept unserialized to resolve blobs without decoding. */
+  versions: Record<string, string>;
+  /** Not yet in Postgres. Pending entries are never evicted. */
+  pending: boolean;
+  bytes: number;
+}
+
+interface WriteEntry {
+  taskId: string;
+  channel: string;
+  value: Serialized;
+  sortKey: WritesSortKey;
+  pending: boolean;
+  bytes: number;
+}
+
+interface NamespaceState {
+  checkpoints: Map<string, CheckpointEntry>;
+  /**
+   * `channel\0version -> id of the checkpoint whose channel_values hold it`. The same model as
+   * Postgres' checkpoint_blobs: a checkpoint's values are the blobs of its channel_versions, and a
+   * blob exists only for versions some put declared new (or the cache saw whole).
+   */
+  blobs: Map<string, string>;
+  /** checkpoint id -> `taskId\0idx` -> write */
+  writes: Map<string, Map<string, WriteEntry>>;
+}
+
+interface ThreadState {
+  namespaces: Map<string, NamespaceState>;
+  /** Pending checkpoints + pending writes of the thread. */
+  pending: number;
+  /** Bytes of entries that are already in Postgres (the evictable cache). */
+  cachedBytes: number;
+}
+
+/** One operation acknowledged in fallback mode and not yet replayed to Postgres. */
+export type PendingOp =
+  | {
+      kind: "put";
+      seq: number;
+      threadId: string;
+      ns: string;
+      parentId: string | undefined;
+      checkpointId: string;
+      checkpoint: Serialized;
+      metadata: Serialized;
+      newVersions: ChannelVersions;
+      entries: number;
+      bytes: number;
+      failures: number;
+    }
+  | {
+      kind: "putWrites";
+      seq: number;
+      threadId: string;
+      ns: string;
+      checkpointId: string;
+      taskId: string;
+      taskPath: string;
+      writes: Array<[string, Serialized]>;
+      entries: number;
+      bytes: number;
+      failures: number;
+    }
+  | {
+      kind: "deleteThread";
+      seq: number;
+      threadId: string;
+      entries: number;
+      bytes: number;
+      failures: number;
+    };
+
+/** Limits of a {@link FallbackStore}. */
+export interface FallbackStoreLimits {
+  /** Pending checkpoints + writes held at most. */
+  maxPendingEntries: number;
+  /** Pending serialized bytes held at most. */
+  maxPendingBytes: number;
+  /** Threads whose recent checkpoints are cached while Postgres is up; 0 disables the cache. */
+  cacheMaxThreads: number;
+  /** Bytes of cached (already durable) entries at most. */
+  cacheMaxBytes: number;
+  /** Durable checkpoints kept per thread and namespace (the latest ones). */
+  cacheCheckpointsPerNamespace: number;
+}
+
+type ChannelVersion = number | string;
+
+const blobKey = (channel: string, version: string) => `${channel}\u0000${version}`;
+
+function byteLength(s: Serialized): number {
+  return s[1].byteLength;
+}
+
+/**
+ * Postgres `@>` containment for metadata filters: the saver filters with `metadata @> $filter`,
+ * so the memory side must match the same way (objects by key, arrays by element, scalars equal).
+ */
+export function jsonContains(container: unknown, contained: unknown): boolean {
+  if (contained === null || typeof contained !== "object") {
+    if (typeof container === "number" && typeof contained === "number")
+      return container === contained;
+    return container === contained;
+  }
+  if (Array.isArray(contained)) {
+    if (!Array.isArray(container)) return false;
+    return contained.every((c) => container.some((x) => jsonContains(x, c)));
+  }
+  if (container === null || typeof container !== "object" || Array.isArray(container)) return false;
+  const outer = container as Record<string, unknown>;
+  return Object.entries(contained as Record<string, unknown>).every(
+    ([k, v]) => Object.prototype.hasOwnProperty.call(outer, k) && jsonContains(outer[k], v),
+  );
+}
+
+/**
+ * The memory side of {@link FallbackCheckpointer}: a Postgres-shaped store (checkpoints, blobs by
+ * channel version, writes) plus the ordered log of operations Postgres has not seen yet.
+ *
+ * It holds two kinds of entries. *Cached* ones were written (or read) while Postgres was up; they
+ * let a thread that began before an outage be read whole during it, and they may be evicted.
+ * *Pending* ones were acknowledged during an outage; they are never evicted, only replayed and
+ * then turned into cached ones. Everything is held serialized.
+ */
+export class FallbackStore {
+  private readonly threads = new Map<string, ThreadState>();
+  private readonly log = new Map<number, PendingOp>();
+  private nextSeq = 1;
+  private pendingEntriesCount = 0;
+  private pendingBytesCount = 0;
+  private cachedBytesCount = 0;
+
+  constructor(
+    private readonly serde: SerializerProtocol,
+    private readonly limits: FallbackStoreLimits,
+    private readonly nextVersion: (current: ChannelVersion | undefined) => ChannelVersion,
+  ) {}
+
+  // ------------------------------------------------------------------ accounting
+
+  /** Pending checkpoints, writes and deletes not yet in Postgres. */
+  get pendingEntries(): number {
+    return this.pendingEntriesCount;
+  }
+
+  /** Serialized bytes of the pending entries (plus a fixed overhead per entry). */
+  get pendingBytes(): number {
+    return this.pendingBytesCount;
+  }
+
+  /** Bytes of cached entries (already durable). */
+  get cachedBytes(): number {
+    return this.cachedBytesCount;
+  }
+
+  /** Threads with anything in memory. */
+  get threadCount(): number {
+    return this.threads.size;
+  }
+
+  /** True when the thread has entries Postgres has not seen. */
+  hasPending(threadId: string): boolean {
+    return (this.threads.get(threadId)?.pending ?? 0) > 0;
+  }
+
+  /** The log in acknowledgement order (a snapshot; safe to iterate while it changes). */
+  pendingOps(limit = Number.POSITIVE_INFINITY): PendingOp[] {
+    const out: PendingOp[] = [];
+    for (const op of this.log.values()) {
+      if (out.length >= limit) break;
+      out.push(op);
+    }
+    return out;
+  }
+
+  /** Throws FALLBACK_FULL when `entries`/`bytes` more would exceed the limits. Mutates nothing. */
+  private admit(entries: number, bytes: number): void {
+    const { maxPendingEntries, maxPendingBytes } = this.limits;
+    if (
+      this.pendingEntriesCount + entries > maxPendingEntries ||
+      this.pendingBytesCount + bytes > maxPendingBytes
+    ) {
+      throw new ThreadlineError(
+        "FALLBACK_FULL",
+        `the in-memory fallback is full (${this.pendingEntriesCount}/${maxPendingEntries} entries, ` +
+          `${this.pendingBytesCount}/${maxPendingBytes} bytes pending while Postgres is unreachable); ` +
+          "the write was refused so that nothing already acknowledged is evicted " +
+          "(raise fallback.maxPendingEntries / fallback.maxPendingBytes, or restore Postgres)",
+        {
+          details: {
+            pendingEntries: this.pendingEntriesCount,
+            pendingBytes: this.pendingBytesCount,
+            maxPendingEntries,
+            maxPendingBytes,
+          },
+        },
+      );
+    }
+  }
+
+  private thread(threadId: string, create: true): ThreadState;
+  private thread(threadId: string, create: false): ThreadState | undefined;
+  private thread(threadId: string, create: boolean): ThreadState | undefined {
+    let state = this.threads.get(threadId);
+    if (state) {
+      // Map order doubles as LRU order.
+      this.threads.delete(threadId);
+      this.threads.set(threadId, state);
+    } else if (create) {
+      state = { namespaces: new Map(), pending: 0, cachedBytes: 0 };
+      this.threads.set(threadId, state);
+    }
+    return state;
+  }
+
+  private namespace(state: ThreadState, ns: string): NamespaceState {
+    let n = state.namespaces.get(ns);
+    if (!n) {
+      n = { checkpoints: new Map(), blobs: new Map(), writes: new Map() };
+      state.namespaces.set(ns, n);
+    }
+    return n;
+  }
+
+  private account(state: ThreadState, pending: boolean, bytes: number, sign: 1 | -1): void {
+    if (pending) {
+      state.pending += sign;
+      this.pendingEntriesCount += sign;
+      this.pendingBytesCount += sign * bytes;
+    } else {
+      state.cachedBytes += sign * bytes;
+      this.cachedBytesCount += sign * bytes;
+    }
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /**
+   * Stores a checkpoint. `pending` (fallback mode) logs it for replay and stores blobs only for
+   * `newVersions`, exactly as Postgres would; a cached one (written through while Postgres is up)
+   * holds every value it carries, so it can seed the blobs of checkpoints written later.
+   */
+  async putCheckpoint(args: {
+    threadId: string;
+    ns: string;
+    parentId: string | undefined;
+    checkpoint: Checkpoint;
+    metadata: CheckpointMetadata;
+    newVersions: ChannelVersions;
+    pending: boolean;
+  }): Promise<void> {
+    const [checkpoint, metadata] = await Promise.all([
+      this.serde.dumpsTyped(args.checkpoint),
+      this.serde.dumpsTyped(args.metadata),
+    ]);
+    this.putSerialized({ ...args, checkpoint, metadata, source: args.checkpoint });
+  }
+
+  /** Synchronous part of putCheckpoint, so that mode checks and the insert cannot interleave. */
+  putSerialized(args: {
+    threadId: string;
+    ns: string;
+    parentId: string | undefined;
+    checkpoint: Serialized;
+    metadata: Serialized;
+    newVersions: ChannelVersions;
+    pending: boolean;
+    /** The live checkpoint (for its channel_versions and channel_values keys). */
+    source: Checkpoint;
+  }): void {
+    const { threadId, ns, pending, source } = args;
+    const newVersions = { ...args.newVersions };
+    const bytes =
+      byteLength(args.checkpoint) +
+      byteLength(args.metadata) +
+      JSON.stringify(newVersions).length +
+      ENTRY_OVERHEAD_BYTES;
+    if (pending) this.admit(1, bytes);
+    if (!pending && this.limits.cacheMaxThreads <= 0) return;
+
+    const state = this.thread(threadId, true);
+    const n = this.namespace(state, ns);
+    const versions: Record<string, string> = {};
+    for (const [ch, v] of Object.entries(source.channel_versions ?? {})) versions[ch] = String(v);
+    const existing = n.checkpoints.get(source.id);
+    if (existing) {
+      this.account(state, existing.pending, existing.bytes, -1);
+    }
+    const entry: CheckpointEntry = {
+      id: source.id,
+      parentId: args.parentId,
+      checkpoint: args.checkpoint,
+      metadata: args.metadata,
+      versions,
+      pending: pending || (existing?.pending ?? false),
+      bytes,
+    };
+    n.checkpoints.set(source.id, entry);
+    this.account(state, entry.pending, bytes, 1);
+    const values: Record<string, unknown> = source.channel_values ?? {};
+    if (pending) {
+      for (const [ch, v] of Object.entries(newVersions)) {
+        if (ch in values) n.blobs.set(blobKey(ch, String(v)), source.id);
+      }
+    } else {
+      for (const [ch, v] of Object.entries(versions)) {
+        if (ch in values && !n.blobs.has(blobKey(ch, v))) n.blobs.set(blobKey(ch, v), source.id);
+      }
+    }
+    if (pending) {
+      const seq = this.nextSeq++;
+      this.log.set(seq, {
+        kind: "put",
+        seq,
+        threadId,
+        ns,
+        parentId: args.parentId,
+        checkpointId: source.id,
+        checkpoint: args.checkpoint,
+        metadata: args.metadata,
+        newVersions,
+        entries: 1,
+        bytes,
+        failures: 0,
+      });
+    } else {
+      this.trim(threadId);
+    }
+  }
+
+  /** Serializes writes (the values only), for {@link putWritesSerialized}. */
+  async serializeWrites(writes: Array<[string, unknown]>): Promise<Array<[string, Serialized]>> {
+    return Promise.all(
+      writes.map(async ([channel, value]): Promise<[string, Serialized]> => [
+        channel,
+        await this.serde.dumpsTyped(value),
+      ]),
+    );
+  }
+
+  /**
+   * Stores the writes of one task. Index and conflict rules follow the savers: special channels
+   * (errors, interrupts) take fixed negative slots and overwrite; other writes keep the first
+   * value stored for a `(task, idx)`.
+   */
+  putWritesSerialized(args: {
+    threadId: string;
+    ns: string;
+    checkpointId: string;
+    taskId: string;
+    taskPath: string;
+    writes: Array<[string, Serialized]>;
+    pending: boolean;
+  }): void {
+    const { threadId, ns, checkpointId, taskId, taskPath, writes, pending } = args;
+    if (writes.length === 0) return;
+    const sizes = writes.map(
+      ([channel, value]) =>
+        byteLength(value) + channel.length + taskId.length + taskPath.length + ENTRY_OVERHEAD_BYTES,
+    );
+    const bytes = sizes.reduce((a, b) => a + b, 0);
+    if (pending) this.admit(writes.length, bytes);
+    if (!pending && this.limits.cacheMaxThreads <= 0) return;
+    const state = this.thread(threadId, true);
+    const n = this.namespace(state, ns);
+    let forCheckpoint = n.writes.get(checkpointId);
+    if (!forCheckpoint) n.writes.set(checkpointId, (forCheckpoint = new Map<string, WriteEntry>()));
+    writes.forEach(([channel, value], i) => {
+      const special = WRITES_IDX_MAP[channel];
+      const idx = special ?? i;
+      const key = `${taskId}\u0000${idx}`;
+      const existing = forCheckpoint.get(key);
+      const size = sizes[i] ?? ENTRY_OVERHEAD_BYTES;
+      if (existing && special === undefined) {
+        // Postgres keeps the first value too, but this write must still reach it: count it.
+        if (pending && !existing.pending) {
+          this.account(state, false, existing.bytes, -1);
+          existing.pending = true;
+          this.account(state, true, existing.bytes, 1);
+        }
+        return;
+      }
+      if (existing) this.account(state, existing.pending, existing.bytes, -1);
+      const entry: WriteEntry = {
+        taskId,
+        channel,
+        value,
+        sortKey: writesSortKey(taskPath, taskId, idx),
+        pending: pending || (existing?.pending ?? false),
+        bytes: size,
+      };
+      forCheckpoint.set(key, entry);
+      this.account(state, entry.pending, size, 1);
+    });
+    if (pending) {
+      const seq = this.nextSeq++;
+      this.log.set(seq, {
+        kind: "putWrites",
+        seq,
+        threadId,
+        ns,
+        checkpointId,
+        taskId,
+        taskPath,
+        writes,
+        entries: writes.length,
+        bytes,
+        failures: 0,
+      });
+    }
+  }
+
+  /**
+   * Caches a tuple read from Postgres (never pending): the thread can then be continued from
+   * memory if Postgres goes away. A checkpoint already in memory is left as it is.
+   */
+  async cacheTuple(tuple: CheckpointTuple): Promise<void> {
+    if (this.limits.cacheMaxThreads <= 0) return;
+    const c = tuple.config.configurable ?? {};
+    const threadId = typeof c.thread_id === "string" ? c.thread_id : undefined;
+    const ns = typeof c.checkpoint_ns === "string" ? c.checkpoint_ns : "";
+    if (threadId === undefined) return;
+    const existing = this.threads
+      .get(threadId)
+      ?.namespaces.get(ns)
+      ?.checkpoints.get(tuple.checkpoint.id);
+    if (existing) return;
+    const parent: unknown = tuple.parentConfig?.configurable?.checkpoint_id;
+    const [checkpoint, metadata] = await Promise.all([
+      this.serde.dumpsTyped(tuple.checkpoint),
+      this.serde.dumpsTyped(tuple.metadata ?? {}),
+    ]);
+    const writes = await Promise.all(
+      (tuple.pendingWrites ?? []).map(async ([taskId, channel, value]) => ({
+        taskId,
+        channel,
+        value: await this.serde.dumpsTyped(value),
+      })),
+    );
+    // Re-check after the awaits: a put may have stored this checkpoint meanwhile.
+    if (this.threads.get(threadId)?.namespaces.get(ns)?.checkpoints.has(tuple.checkpoint.id))
+      return;
+    this.putSerialized({
+      threadId,
+      ns,
+      parentId: typeof parent === "string" ? parent : undefined,
+      checkpoint,
+      metadata,
+      newVersions: {},
+      pending: false,
+      source: tuple.checkpoint,
+    });
+    const state = this.threads.get(threadId);
+    if (!state || writes.length === 0) return;
+    const n = this.namespace(state, ns);
+    let forCheckpoint = n.writes.get(tuple.checkpoint.id);
+    if (!forCheckpoint) {
+      forCheckpoint = new Map<string, WriteEntry>();
+      n.writes.set(tuple.checkpoint.id, forCheckpoint);
+    }
+    // The read returned the writes already in (task_path, task_id, idx) order but without their
+    // path and idx: keep that order with an ordinal key that sorts first (path "").
+    writes.forEach((w, ordinal) => {
+      const key = `${w.taskId}\u0000read${ordinal}`;
+      if (forCheckpoint.has(key)) return;
+      const bytes = byteLength(w.value) + w.channel.length + ENTRY_OVERHEAD_BYTES;
+      forCheckpoint.set(key, {
+        taskId: w.taskId,
+        channel: w.channel,
+        value: w.value,
+        sortKey: ["", "", ordinal],
+        pending: false,
+        bytes,
+      });
+      this.account(state, false, bytes, 1);
+    });
+  }
+
+  /**
+   * Forgets a thread: cached entries, pending entries and their log operations. With
+   * `pending` (fallback mode) a deleteThread operation is logged so Postgres forgets it too.
+   */
+  deleteThread(threadId: string, pending: boolean): void {
+    const state = this.threads.get(threadId);
+    if (state) {
+      for (const n of state.namespaces.values()) {
+        for (const e of n.checkpoints.values()) this.account(state, e.pending, e.bytes, -1);
+        for (const m of n.writes.values())
+          for (const w of m.values()) this.account(state, w.pending, w.bytes, -1);
+      }
+      this.threads.delete(threadId);
+    }
+    for (const [seq, op] of this.log) {
+      if (op.threadId === threadId && op.kind !== "deleteThread") this.log.delete(seq);
+    }
+    if (pending) {
+      const seq = this.nextSeq++;
+      const bytes = threadId.length + ENTRY_OVERHEAD_BYTES;
+      // Deletes are admitted even when full: they only ever shrink what Postgres must hold.
+      this.log.set(seq, { kind: "deleteThread", seq, threadId, entries: 1, bytes, failures: 0 });
+      this.pendingEntriesCount += 1;
+      this.pendingBytesCount += bytes;
+    }
+  }
+
+  /**
+   * Marks a replayed (or abandoned) operation as done: its entries become cache. Returns false
+   * when the operation is no longer in the log (its thread was deleted meanwhile).
+   */
+  complete(op: PendingOp): boolean {
+    if (this.log.get(op.seq) !== op) return false;
+    this.log.delete(op.seq);
+    if (op.kind === "deleteThread") {
+      this.pendingEntriesCount -= op.entries;
+      this.pendingBytesCount -= op.bytes;
+      return true;
+    }
+    const state = this.threads.get(op.threadId);
+    const n = state?.namespaces.get(op.ns);
+    if (!state || !n) return true;
+    const stillLogged = (pred: (o: PendingOp) => boolean) => {
+      for (const o of this.log.values()) if (pred(o)) return true;
+      return false;
+    };
+    if (op.kind === "put") {
+      const entry = n.checkpoints.get(op.checkpointId);
+      const again = stillLogged(
+        (o) =>
+          o.kind === "put" &&
+          o.threadId === op.threadId &&
+          o.ns === op.ns &&
+          o.checkpointId === op.checkpointId,
+      );
+      if (entry?.pending && !again) {
+        this.account(state, true, entry.bytes, -1);
+        entry.pending = false;
+        this.account(state, false, entry.bytes, 1);
+      }
+    } else {
+      const forCheckpoint = n.writes.get(op.checkpointId);
+      const again = stillLogged(
+        (o) =>
+          o.kind === "putWrites" &&
+          o.threadId === op.threadId &&
+          o.ns === op.ns &&
+          o.checkpointId === op.checkpointId &&
+          o.taskId === op.taskId,
+      );
+      if (forCheckpoint && !again) {
+        // Unmark every write of the task, not only this op's indexes: an earlier op of the same
+        // task (left pending because this one was still logged) is covered by this replay too.
+        for (const w of forCheckpoint.values()) {
+          if (w.pending && w.taskId === op.taskId) {
+            this.account(state, true, w.bytes, -1);
+            w.pending = false;
+            this.account(state, false, w.bytes, 1);
+          }
+        }
+      }
+    }
+    if (state.pending === 0) this.trim(op.threadId);
+    return true;
+  }
+
+  /**
+   * Keeps the cache bounded: per namespace the latest durable checkpoints (plus any checkpoint
+   * still providing a value to a kept one), and whole threads in LRU order. Threads with pending
+   * entries are never touched.
+   */
+  trim(threadId?: string): void {
+    if (threadId !== undefined) {
+      const state = this.threads.get(threadId);
+      if (state && state.pending === 0) this.trimThread(state);
+    }
+    const { cacheMaxThreads, cacheMaxBytes } = this.limits;
+    if (this.threads.size <= cacheMaxThreads && this.cachedBytesCount <= cacheMaxBytes) return;
+    for (const [id, state] of this.threads) {
+      if (this.threads.size <= cacheMaxThreads && this.cachedBytesCount <= cacheMaxBytes) break;
+      if (state.pending > 0) continue;
+      this.account(state, false, state.cachedBytes, -1);
+      this.threads.delete(id);
+    }
+  }
+
+  private trimThread(state: ThreadState): void {
+    const keep = Math.max(1, this.limits.cacheCheckpointsPerNamespace);
+    for (const n of state.namespaces.values()) {
+      if (n.checkpoints.size <= keep) continue;
+      const ids = [...n.checkpoints.keys()].sort().reverse();
+      const kept = new Set(ids.slice(0, keep));
+      const candidates = ids.slice(keep).filter((id) => {
+        const e = n.checkpoints.get(id);
+        const writes = n.writes.get(id);
+        return e && !e.pending && ![...(writes?.values() ?? [])].some((w) => w.pending);
+      });
+      for (const id of ids.slice(keep)) if (!candidates.includes(id)) kept.add(id);
+      // A kept checkpoint may read a channel value from an older one: keep that provider too.
+      for (const id of [...kept]) {
+        const e = n.checkpoints.get(id);
+        if (!e) continue;
+        for (const [ch, v] of Object.entries(e.versions)) {
+          const provider = n.blobs.get(blobKey(ch, v));
+          if (provider !== undefined) kept.add(provider);
+        }
+      }
+      for (const id of candidates) {
+        if (kept.has(id)) continue;
+        const e = n.checkpoints.get(id);
+        if (e) this.account(state, false, e.bytes, -1);
+        n.checkpoints.delete(id);
+        for (const w of n.writes.get(id)?.values() ?? []) this.account(state, false, w.bytes, -1);
+        n.writes.delete(id);
+      }
+      for (const [key, provider] of n.blobs) if (!n.checkpoints.has(provider)) n.blobs.delete(key);
+    }
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  private async load<T>(s: Serialized): Promise<T> {
+    return (await this.serde.loadsTyped(s[0], s[1])) as T;
+  }
+
+  private orderedWrites(n: NamespaceState, checkpointId: string): WriteEntry[] {
+    const writes = [...(n.writes.get(checkpointId)?.values() ?? [])];
+    writes.sort((a, b) => compareWritesSortKeys(a.sortKey, b.sortKey));
+    return writes;
+  }
+
+  private async tuple(
+    threadId: string,
+    ns: string,
+    n: NamespaceState,
+    e: CheckpointEntry,
+  ): Promise<CheckpointTuple> {
+    const stored = await this.load<Checkpoint>(e.checkpoint);
+    const decoded = new Map<string, Promise<Checkpoint>>([[e.id, Promise.resolve(stored)]]);
+    const channelValues: Record<string, unknown> = {};
+    for (const [ch, v] of Object.entries(e.versions)) {
+      const provider = n.blobs.get(blobKey(ch, v));
+      if (provider === undefined) continue;
+      let source = decoded.get(provider);
+      if (!source) {
+        const p = n.checkpoints.get(provider);
+        if (!p) continue;
+        source = this.load<Checkpoint>(p.checkpoint);
+        decoded.set(provider, source);
+      }
+      const values: Record<string, unknown> = (await source).channel_values ?? {};
+      if (ch in values) channelValues[ch] = values[ch];
+    }
+    const checkpoint: Checkpoint = { ...stored, channel_values: channelValues };
+    checkpoint.channel_versions ??= {};
+    checkpoint.versions_seen ??= {};
+    if (checkpoint.v < 4 && e.parentId !== undefined) {
+      // Before format v4, pending sends lived as TASKS writes of the parent checkpoint.
+      const sends = this.orderedWrites(n, e.parentId).filter((w) => w.channel === TASKS);
+      checkpoint.channel_values[TASKS] = await Promise.all(
+        sends.map((w) => this.load<unknown>(w.value)),
+      );
+      const versions = Object.values(checkpoint.channel_versions);
+      checkpoint.channel_versions[TASKS] =
+        versions.length > 0 ? maxChannelVersion(...versions) : this.nextVersion(undefined);
+    }
+    const pendingWrites = await Promise.all(
+      this.orderedWrites(n, e.id).map(async (w): Promise<CheckpointPendingWrite> => [
+        w.taskId,
+        w.channel,
+        await this.load<unknown>(w.value),
+      ]),
+    );
+    const tuple: CheckpointTuple = {
+      config: { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: e.id } },
+      checkpoint,
+      metadata: await this.load<CheckpointMetadata>(e.metadata),
+      pendingWrites,
+    };
+    if (e.parentId !== undefined) {
+      tuple.parentConfig = {
+        configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: e.parentId },
+      };
+    }
+    return tuple;
+  }
+
+  /** The tuple of `checkpointId`, or the thread's latest in `ns`, from memory. */
+  async getTuple(
+    threadId: string,
+    ns: string,
+    checkpointId: string | undefined,
+  ): Promise<CheckpointTuple | undefined> {
+    const n = this.thread(threadId, false)?.namespaces.get(ns);
+    if (!n) return undefined;
+    let entry: CheckpointEntry | undefined;
+    if (checkpointId !== undefined) {
+      entry = n.checkpoints.get(checkpointId);
+    } else {
+      for (const e of n.checkpoints.values()) if (!entry || e.id > entry.id) entry = e;
+    }
+    return entry ? this.tuple(threadId, ns, n, entry) : undefined;
+  }
+
+  /** Checkpoints in memory, newest first, filtered like the Postgres saver's list. */
+  async *list(
+    filter: { threadId?: string; ns?: string; checkpointId?: string },
+    options: CheckpointListOptions = {},
+  ): AsyncGenerator<CheckpointTuple> {
+    const candidates: Array<{
+      threadId: string;
+      ns: string;
+      n: NamespaceState;
+      e: CheckpointEntry;
+    }> = [];
+    const before = options.before?.configurable?.checkpoint_id as unknown;
+    for (const [threadId, state] of this.threads) {
+      if (filter.threadId !== undefined && threadId !== filter.threadId) continue;
+      for (const [ns, n] of state.namespaces) {
+        if (filter.ns !== undefined && ns !== filter.ns) continue;
+        for (const e of n.checkpoints.values()) {
+          if (filter.checkpointId !== undefined && e.id !== filter.checkpointId) continue;
+          if (typeof before === "string" && before !== "" && !(e.id < before)) continue;
+          candidates.push({ threadId, ns, n, e });
+        }
+      }
+    }
+    candidates.sort((a, b) => (a.e.id < b.e.id ? 1 : a.e.id > b.e.id ? -1 : 0));
+    const metaFilter = options.filter;
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    for (const c of candidates) {
+      if (remaining <= 0) return;
+      if (metaFilter && Object.keys(metaFilter).length > 0) {
+        const metadata = await this.load<unknown>(c.e.metadata);
+        if (!jsonContains(metadata, metaFilter)) continue;
+      }
+      remaining -= 1;
+      yield await this.tuple(c.threadId, c.ns, c.n, c.e);
+    }
+  }
+
+  /** Rebuilds the arguments of a logged put for replay. */
+  async replayPutArgs(
+    op: Extract<PendingOp, { kind: "put" }>,
+  ): Promise<[RunnableConfig, Checkpoint, CheckpointMetadata, ChannelVersions]> {
+    const configurable: Record<string, unknown> = { thread_id: op.threadId, checkpoint_ns: op.ns };
+    if (op.parentId !== undefined) configurable.checkpoint_id = op.parentId;
+    return [
+      { configurable },
+      await this.load<Checkpoint>(op.checkpoint),
+      await this.load<CheckpointMetadata>(op.metadata),
+      { ...op.newVersions },
+    ];
+  }
+
+  /** Rebuilds the arguments of a logged putWrites for replay. */
+  async replayWritesArgs(
+    op: Extract<PendingOp, { kind: "putWrites" }>,
+  ): Promise<[RunnableConfig, Array<[string, unknown]>, string, string]> {
+    const writes = await Promise.all(
+      op.writes.map(async ([channel, value]): Promise<[string, unknown]> => [
+        channel,
+        await this.load<unknown>(value),
+      ]),
+    );
+    return [
+      {
+        configurable: {
+          thread_id: op.threadId,
+          checkpoint_ns: op.ns,
+          checkpoint_id: op.checkpointId,
+        },
+      },
+      writes,
+      op.taskId,
+      op.taskPath,
+    ];
+  }
+
+  /** Operations in the log. */
+  get logSize(): number {
+    return this.log.size;
+  }
+
+  /**
+   * Called when the log is empty: everything is in Postgres, so every entry is cache. Resets the
+   * pending counters from the entries themselves, so that no accounting slip can keep the
+   * checkpointer in fallback mode forever. Returns the number of entries that were still marked.
+   */
+  settle(): number {
+    if (this.log.size > 0) return 0;
+    let fixed = 0;
+    for (const state of this.threads.values()) {
+      if (state.pending === 0) continue;
+      for (const n of state.namespaces.values()) {
+        for (const e of n.checkpoints.values()) {
+          if (e.pending) {
+            e.pending = false;
+            state.cachedBytes += e.bytes;
+            this.cachedBytesCount += e.bytes;
+            fixed += 1;
+          }
+        }
+        for (const m of n.writes.values()) {
+          for (const w of m.values()) {
+            if (w.pending) {
+              w.pending = false;
+              state.cachedBytes += w.bytes;
+              this.cachedBytesCount += w.bytes;
+              fixed += 1;
+            }
+          }
+        }
+      }
+      state.pending = 0;
+    }
+    this.pendingEntriesCount = 0;
+    this.pendingBytesCount = 0;
+    return fixed;
+  }
+
+  /** Drops everything (close). */
+  clear(): void {
+    this.threads.clear();
+    this.log.clear();
+    this.pendingEntriesCount = 0;
+    this.pendingBytesCount = 0;
+    this.cachedBytesCount = 0;
+  }
+}

@@ -1,0 +1,844 @@
+import type { RunnableConfig } from "@langchain/core/runnables";
+import {
+  BaseCheckpointSaver,
+  type ChannelVersions,
+  type Checkpoint,
+  type CheckpointListOptions,
+  type CheckpointMetadata,
+  type CheckpointTuple,
+  type DeltaChannelHistory,
+  type PendingWrite,
+} from "@langchain/langgraph-checkpoint";
+import { Counter, Gauge, type Registry } from "prom-client";
+import { classifyDbError, toThreadlineError } from "../db/errors.js";
+import { withRetry, type RetryOptions } from "../db/retry.js";
+import { ThreadlineError } from "../errors.js";
+import { silentLogger, type Logger } from "../logger.js";
+import { FallbackStore, type PendingOp, type Serialized } from "./fallback-store.js";
+
+/** Where {@link FallbackCheckpointer} serves calls from. */
+export type FallbackMode = "primary" | "fallback";
+
+/** Options of {@link FallbackCheckpointer}. Durations are milliseconds. */
+export interface FallbackCheckpointerOptions {
+  /**
+   * Serve from memory while the primary is unreachable. Default true. With false an outage fails
+   * every call with a `DB_UNAVAILABLE` ThreadlineError and nothing is held in memory.
+   */
+  enabled?: boolean;
+  /** Pending checkpoints + writes (+ deletes) held at most; then writes fail with FALLBACK_FULL. Default 100 000. */
+  maxPendingEntries?: number;
+  /** Pending serialized bytes held at most; then writes fail with FALLBACK_FULL. Default 256 MiB. */
+  maxPendingBytes?: number;
+  /** First probe delay after an outage begins; doubles (with jitter) per failed probe. Default 1 000. */
+  probeIntervalMs?: number;
+  /** Longest delay between two probes. Default 30 000. */
+  probeMaxIntervalMs?: number;
+  /**
+   * Threads whose latest checkpoints are cached while the primary is up, so that a thread begun
+   * before an outage and continued during it reads whole. Default 10 000; 0 disables the cache.
+   */
+  cacheMaxThreads?: number;
+  /** Bytes the cache of already-durable checkpoints may hold. Default 64 MiB. */
+  cacheMaxBytes?: number;
+  /** Durable checkpoints cached per thread and namespace. Default 2 (the latest and its parent). */
+  cacheCheckpointsPerNamespace?: number;
+  /**
+   * A primary call still unanswered after this long counts as an outage (a black-holed network
+   * never errors). The call is abandoned, not cancelled: writes are idempotent and are replayed.
+   * Default 15 000; 0 = wait forever.
+   */
+  operationTimeoutMs?: number;
+  /**
+   * Retries of a primary call on connection-level errors before falling back (a connection
+   * terminated while idle succeeds on a fresh one). Default `{ attempts: 2, baseDelayMs: 10,
+   * maxDelayMs: 50 }`. The Postgres checkpointer retries on its own too.
+   */
+  retry?: RetryOptions;
+  /** Operations replayed concurrently (different threads only; one thread is always in order). Default 4. */
+  replayConcurrency?: number;
+  /**
+   * Checks that the primary answers. Default: `primary.getTuple` of a thread that does not exist.
+   * A probe that resolves ends the outage (after `setup` and the replay).
+   */
+  probe?: () => Promise<void>;
+  /**
+   * Run once before the first replay, e.g. `() => checkpointer.setup()`, for a process that
+   * started while Postgres was down and never installed the schema.
+   */
+  setup?: () => Promise<void>;
+  logger?: Logger;
+  /** Called on every mode change (after it is logged). */
+  onModeChange?: (mode: FallbackMode, status: FallbackStatus) => void;
+}
+
+/** What {@link FallbackCheckpointer.status} reports (also `/health/db` and the metrics). */
+export interface FallbackStatus {
+  mode: FallbackMode;
+  /** Checkpoints, writes and deletes acknowledged in memory and not yet in Postgres. */
+  pending: number;
+  /** Their serialized size in bytes. */
+  pendingBytes: number;
+  /** When the current mode began (ISO 8601). */
+  since: string;
+  /** The error that started the current outage, or the last failed probe (no SQL, no data). */
+  lastError?: string;
+  /** Entries replayed to Postgres since the process started. */
+  replayed: number;
+  /** Operations Postgres refused during replay for a reason other than reachability (logged, kept out of the log). */
+  failed: number;
+  /** Mode changes since the process started. */
+  transitions: number;
+  /** Bytes of the read-through cache of recent checkpoints (already durable). */
+  cachedBytes: number;
+}
+
+const PROBE_THREAD = "__threadline_probe__";
+const REPLAY_BATCH = 256;
+/** A replayed operation refused this many times (for a reason other than reachability) is given up. */
+const MAX_REPLAY_FAILURES = 3;
+
+function describe(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === "string" ? `${e.code}: ` : "";
+  const message = typeof e?.message === "string" ? e.message : String(err);
+  return `${code}${message}`.slice(0, 500);
+}
+
+function threadIdOf(config: RunnableConfig, field = "thread_id"): string | undefined {
+  const value = (config.configurable ?? {})[field] as unknown;
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  throw new ThreadlineError("INVALID_INPUT", `config.configurable.${field} must be a string`);
+}
+
+function requireId(config: RunnableConfig, field: string, what: string): string {
+  const id = threadIdOf(config, field);
+  if (id === undefined) {
+    throw new ThreadlineError(
+      "INVALID_INPUT",
+      `${what}: config.configurable.${field} is required (e.g. { configurable: { thread_id: "my-thread" } })`,
+    );
+  }
+  return id;
+}
+
+function namespaceOf(config: RunnableConfig): string {
+  const ns = (config.configurable ?? {}).checkpoint_ns as unknown;
+  if (ns === undefined || ns === null) return "";
+  if (typeof ns === "string") return ns;
+  throw new ThreadlineError("INVALID_INPUT", "config.configurable.checkpoint_ns must be a string");
+}
+
+/**
+ * A checkpoint saver that keeps an agent running when Postgres does not, and loses nothing.
+ *
+ * It forwards every call to the primary saver (normally {@link PostgresCheckpointer}). When a call
+ * fails because the database is unreachable (refused, reset, timed out, terminated: see
+ * `classifyDbError`, never constraint or serialization errors), it switches to mode `fallback`:
+ * every call is served from memory, writes are acknowledged and logged, and the primary is probed
+ * with exponential backoff. When a probe succeeds the log is replayed through the primary's own
+ * `put`/`putWrites`/`deleteThread` (idempotent upserts), per thread in acknowledgement order, and
+ * the mode returns to `primary` once nothing is pending.
+ *
+ * While the primary is up it also caches each active thread's latest checkpoints (bounded, see
+ * `cacheMaxThreads`), so a conversation begun before an outage reads whole during it.
+ *
+ * Limits: memory is bounded by `maxPendingEntries`/`maxPendingBytes`; beyond them writes fail
+ * with `FALLBACK_FULL` instead of evicting anything acknowledged. During an outage `list()` sees
+ * only what memory holds (the cached recent checkpoints and everything written since). Pending
+ * entries live in this process: if it dies before Postgres returns, they are lost (logged at
+ * `close()`).
+ *
+ * @example
+ * const primary = new PostgresCheckpointer(pool, { schema });
+ * const checkpointer = new FallbackCheckpointer(primary, { setup: () => primary.setup(), logger });
+ * await checkpointer.start();
+ * const graph = builder.compile({ checkpointer });
+ */
+export class FallbackCheckpointer extends BaseCheckpointSaver {
+  readonly primary: BaseCheckpointSaver;
+  private readonly enabled: boolean;
+  private readonly store: FallbackStore;
+  private readonly logger: Logger;
+  private readonly retry: RetryOptions;
+  private readonly operationTimeoutMs: number;
+  private readonly probeIntervalMs: number;
+  private readonly probeMaxIntervalMs: number;
+  private readonly replayConcurrency: number;
+  private readonly probeFn: () => Promise<void>;
+  private readonly setupFn: (() => Promise<void>) | undefined;
+  private readonly onModeChange: FallbackCheckpointerOptions["onModeChange"];
+
+  private currentMode: FallbackMode = "primary";
+  private since = new Date();
+  private lastError: string | undefined;
+  private replayed = 0;
+  private failed = 0;
+  private transitions = 0;
+  private setupDone = false;
+  private probeAttempt = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing: Promise<void> | undefined;
+  private closed = false;
+
+  /**
+   * @param primary the saver to protect (any BaseCheckpointSaver; its serializer is reused).
+   * @param options limits, probing and cache settings; see {@link FallbackCheckpointerOptions}.
+   */
+  constructor(primary: BaseCheckpointSaver, options: FallbackCheckpointerOptions = {}) {
+    super(primary.serde);
+    this.primary = primary;
+    this.enabled = options.enabled ?? true;
+    this.logger = options.logger ?? silentLogger;
+    this.retry = options.retry ?? { attempts: 2, baseDelayMs: 10, maxDelayMs: 50 };
+    this.operationTimeoutMs = options.operationTimeoutMs ?? 15_000;
+    this.probeIntervalMs = Math.max(1, options.probeIntervalMs ?? 1_000);
+    this.probeMaxIntervalMs = Math.max(this.probeIntervalMs, options.probeMaxIntervalMs ?? 30_000);
+    this.replayConcurrency = Math.max(1, options.replayConcurrency ?? 4);
+    this.setupFn = options.setup;
+    this.onModeChange = options.onModeChange;
+    this.probeFn =
+      options.probe ??
+      (async () => {
+        await this.primary.getTuple({
+          configurable: { thread_id: PROBE_THREAD, checkpoint_ns: "" },
+        });
+      });
+    this.store = new FallbackStore(
+      primary.serde,
+      {
+        maxPendingEntries: options.maxPendingEntries ?? 100_000,
+        maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024,
+        // Without a fallback nothing may be held in memory, not even a cache.
+        cacheMaxThreads: this.enabled ? (options.cacheMaxThreads ?? 10_000) : 0,
+        cacheMaxBytes: options.cacheMaxBytes ?? 64 * 1024 * 1024,
+        cacheCheckpointsPerNamespace: options.cacheCheckpointsPerNamespace ?? 2,
+      },
+      (current) => this.primary.getNextVersion(current as never),
+    );
+  }
+
+  /** The current mode. */
+  get mode(): FallbackMode {
+    return this.currentMode;
+  }
+
+  /** Mode, pending entries and counters; cheap, for health checks and metrics. */
+  status(): FallbackStatus {
+    return {
+      mode: this.currentMode,
+      pending: this.store.pendingEntries,
+      pendingBytes: this.store.pendingBytes,
+      since: this.since.toISOString(),
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      replayed: this.replayed,
+      failed: this.failed,
+      transitions: this.transitions,
+      cachedBytes: this.store.cachedBytes,
+    };
+  }
+
+  /**
+   * Checks the primary once (running `setup` first if given): resolves in mode `primary` when it
+   * answers, in mode `fallback` (probing in the background) when it is unreachable. Rethrows
+   * anything else (a schema newer than the code, bad credentials mapped as errors, ...), and with
+   * `enabled: false` an unreachable primary as `DB_UNAVAILABLE`.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.callPrimary(async () => {
+        await this.runSetup();
+        await this.probeFn();
+      });
+    } catch (err) {
+      if (!this.isOutage(err)) throw err;
+      this.enterFallback(err, "start");
+    }
+  }
+
+  /**
+   * Tries to replay everything pending now (instead of waiting for the next probe). Resolves to
+   * true when nothing is pending afterwards. Use before a planned shutdown.
+   */
+  async flush(): Promise<boolean> {
+    if (this.currentMode === "fallback") await this.probeNow();
+    return this.store.logSize === 0;
+  }
+
+  /**
+   * Stops probing and, if the primary has `end()`, closes it. Anything still pending is lost with
+   * the process; it is logged at error level with its size.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    await this.probing?.catch(() => undefined);
+    if (this.store.pendingEntries > 0) {
+      this.logger.error(
+        { pending: this.store.pendingEntries, pendingBytes: this.store.pendingBytes },
+        "closing the fallback checkpointer with entries Postgres never received: they are lost",
+      );
+    }
+    const end = (this.primary as { end?: () => Promise<void> }).end;
+    if (typeof end === "function") await end.call(this.primary);
+  }
+
+  /** Alias of {@link close}, matching the savers' `end()`. */
+  async end(): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  /** A method, not a property read, so TypeScript does not keep a narrowing across awaits. */
+  private isPrimary(): boolean {
+    return this.currentMode === "primary";
+  }
+
+  private isOutage(err: unknown): boolean {
+    return classifyDbError(err) === "DB_UNAVAILABLE";
+  }
+
+  /** One primary call: retried on connection errors, bounded by operationTimeoutMs. */
+  private callPrimary<T>(op: () => Promise<T>): Promise<T> {
+    const attempt = withRetry(op, this.retry);
+    if (this.operationTimeoutMs <= 0) return attempt;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new ThreadlineError(
+            "DB_UNAVAILABLE",
+            `the database did not answer within ${this.operationTimeoutMs} ms (fallback.operationTimeout)`,
+          ),
+        );
+      }, this.operationTimeoutMs);
+      timer.unref();
+      attempt.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  /**
+   * Handles a primary failure. Connection-level: with the fallback enabled, switch to fallback
+   * mode and return (the caller serves from memory); disabled, throw DB_UNAVAILABLE. Anything
+   * else is the caller's error and is rethrown unchanged.
+   */
+  private onPrimaryError(err: unknown, what: string): void {
+    if (!this.isOutage(err)) throw err;
+    if (!this.enabled) {
+      this.lastError = describe(err);
+      throw toThreadlineError(err, what);
+    }
+    this.enterFallback(err, what);
+  }
+
+  private enterFallback(err: unknown, what: string): void {
+    if (!this.enabled) throw toThreadlineError(err, what);
+    if (this.closed) throw toThreadlineError(err, what);
+    if (this.currentMode === "fallback") return;
+    this.currentMode = "fallback";
+    this.since = new Date();
+    this.lastError = describe(err);
+    this.transitions += 1;
+    this.probeAttempt = 0;
+    this.logger.warn(
+      { err: { message: this.lastError }, operation: what, pending: this.store.pendingEntries },
+      "Postgres unreachable: serving checkpoints from memory until it returns (fallback mode)",
+    );
+    this.onModeChange?.("fallback", this.status());
+    this.scheduleProbe(this.probeIntervalMs);
+  }
+
+  private exitFallback(): void {
+    if (this.currentMode === "primary") return;
+    const downMs = Date.now() - this.since.getTime();
+    this.currentMode = "primary";
+    this.since = new Date();
+    this.transitions += 1;
+    this.probeAttempt = 0;
+    this.logger.info(
+      { downMs, replayed: this.replayed, failed: this.failed },
+      "Postgres reachable again: pending checkpoints replayed, back to primary mode",
+    );
+    this.onModeChange?.("primary", this.status());
+  }
+
+  private scheduleProbe(delayMs: number): void {
+    if (this.closed || this.probeTimer) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      void this.probeNow();
+    }, delayMs);
+    // Probing alone must not keep a process alive; close() is the orderly way out.
+    this.probeTimer.unref();
+  }
+
+  /** One probe + replay round; serialized so that two never run at once. */
+  private probeNow(): Promise<void> {
+    this.probing ??= this.probeAndReplay().finally(() => {
+      this.probing = undefined;
+    });
+    return this.probing;
+  }
+
+  private async probeAndReplay(): Promise<void> {
+    if (this.closed || this.currentMode === "primary") return;
+    try {
+      await this.callPrimary(async () => {
+        await this.runSetup();
+        await this.probeFn();
+      });
+      await this.replay();
+    } catch (err) {
+      this.lastError = describe(err);
+      this.probeAttempt += 1;
+      this.logger.debug(
+        { err: { message: this.lastError }, attempt: this.probeAttempt },
+        "Postgres probe failed",
+      );
+      // Exponential, capped, with +-25% jitter so that many processes do not probe in step.
+      const ceiling = Math.min(
+        this.probeMaxIntervalMs,
+        this.probeIntervalMs * 2 ** (this.probeAttempt - 1),
+      );
+      this.scheduleProbe(Math.max(1, Math.round(ceiling * (0.75 + Math.random() * 0.5))));
+      return;
+    }
+    // The log is empty (checked synchronously after the last await): writes from now on go to
+    // the primary, and no acknowledged entry can be left behind in the log.
+    if (this.store.logSize === 0) {
+      const stale = this.store.settle();
+      if (stale > 0)
+        this.logger.warn({ entries: stale }, "fallback accounting corrected after replay");
+      this.exitFallback();
+    } else {
+      this.scheduleProbe(0);
+    }
+  }
+
+  private async runSetup(): Promise<void> {
+    if (this.setupDone || !this.setupFn) return;
+    await this.setupFn();
+    this.setupDone = true;
+  }
+
+  /**
+   * Replays the log until it is empty: batches in acknowledgement order, grouped by thread so
+   * each thread's operations run in order while different threads run concurrently. A
+   * connection-level failure stops the round (the next probe resumes it).
+   */
+  private async replay(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const batch = this.store.pendingOps(REPLAY_BATCH);
+      if (batch.length === 0) return;
+      const groups = new Map<string, PendingOp[]>();
+      for (const op of batch) {
+        let g = groups.get(op.threadId);
+        if (!g) groups.set(op.threadId, (g = []));
+        g.push(op);
+      }
+      const queue = [...groups.values()];
+      let stop: Error | undefined;
+      const worker = async () => {
+        for (let group = queue.shift(); group && stop === undefined; group = queue.shift()) {
+          for (const op of group) {
+            if (stop !== undefined) return;
+            try {
+              await this.callPrimary(() => this.replayOne(op));
+              if (this.store.complete(op)) this.replayed += op.entries;
+            } catch (err) {
+              const error = err instanceof Error ? err : new Error(String(err));
+              if (this.isOutage(err)) {
+                stop = error;
+                return;
+              }
+              op.failures += 1;
+              if (op.failures >= MAX_REPLAY_FAILURES) {
+                // Postgres answers but refuses this entry: holding it would block the thread's
+                // replay forever. Give it up loudly instead of silently.
+                this.logger.error(
+                  { err: { message: describe(err) }, threadId: op.threadId, operation: op.kind },
+                  "Postgres refused a checkpoint acknowledged during the outage; it is not replayed",
+                );
+                if (this.store.complete(op)) this.failed += op.entries;
+              } else {
+                // Maybe transient (a timeout, a conflict): retry with the next probe.
+                stop = error;
+                return;
+              }
+            }
+          }
+        }
+      };
+      await Promise.all(
+        Array.from({ length: Math.min(this.replayConcurrency, queue.length) }, worker),
+      );
+      if (stop !== undefined) throw stop;
+    }
+  }
+
+  private async replayOne(op: PendingOp): Promise<void> {
+    switch (op.kind) {
+      case "put": {
+        const [config, checkpoint, metadata, newVersions] = await this.store.replayPutArgs(op);
+        await this.primary.put(config, checkpoint, metadata, newVersions);
+        return;
+      }
+      case "putWrites": {
+        const [config, writes, taskId, taskPath] = await this.store.replayWritesArgs(op);
+        await this.primary.putWrites(config, writes, taskId, taskPath);
+        return;
+      }
+      case "deleteThread":
+        await this.primary.deleteThread(op.threadId);
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- saver API
+
+  override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    if (this.currentMode === "primary") {
+      try {
+        const tuple = await this.callPrimary(() => this.primary.getTuple(config));
+        const threadId = threadIdOf(config);
+        // An outage began while this read was in flight and memory holds newer entries.
+        if (threadId !== undefined && this.store.hasPending(threadId))
+          return this.memoryGetTuple(config);
+        if (tuple && this.enabled) await this.store.cacheTuple(tuple);
+        return tuple;
+      } catch (err) {
+        this.onPrimaryError(err, "getTuple");
+      }
+    }
+    return this.memoryGetTuple(config);
+  }
+
+  private async memoryGetTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    const threadId = threadIdOf(config);
+    if (threadId === undefined) return undefined;
+    return this.store.getTuple(threadId, namespaceOf(config), threadIdOf(config, "checkpoint_id"));
+  }
+
+  override async *list(
+    config: RunnableConfig,
+    options?: CheckpointListOptions,
+  ): AsyncGenerator<CheckpointTuple> {
+    if (this.currentMode === "primary") {
+      let tuples: CheckpointTuple[] | undefined;
+      try {
+        tuples = await this.callPrimary(async () => {
+          const out: CheckpointTuple[] = [];
+          for await (const t of this.primary.list(config, options)) out.push(t);
+          return out;
+        });
+      } catch (err) {
+        this.onPrimaryError(err, "list");
+      }
+      // Re-read the mode: it may have changed while the list was in flight.
+      if (tuples && (this.isPrimary() || this.store.logSize === 0)) {
+        yield* tuples;
+        return;
+      }
+    }
+    const c = config.configurable ?? {};
+    const threadId = threadIdOf(config);
+    const checkpointId = threadIdOf(config, "checkpoint_id");
+    yield* this.store.list(
+      {
+        ...(threadId !== undefined ? { threadId } : {}),
+        ...(c.checkpoint_ns !== undefined && c.checkpoint_ns !== null
+          ? { ns: namespaceOf(config) }
+          : {}),
+        ...(checkpointId !== undefined ? { checkpointId } : {}),
+      },
+      options,
+    );
+  }
+
+  override async put(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<RunnableConfig> {
+    let serialized: [Serialized, Serialized] | undefined;
+    for (;;) {
+      if (this.currentMode === "primary") {
+        try {
+          const result = await this.callPrimary(() =>
+            this.primary.put(config, checkpoint, metadata, newVersions),
+          );
+          await this.afterPrimaryPut(config, checkpoint, metadata, newVersions);
+          return result;
+        } catch (err) {
+          this.onPrimaryError(err, "put");
+        }
+      }
+      if (config.configurable === undefined) {
+        throw new ThreadlineError(
+          "INVALID_INPUT",
+          'put: config is missing its "configurable" field',
+        );
+      }
+      const threadId = requireId(config, "thread_id", "put");
+      const ns = namespaceOf(config);
+      if (typeof checkpoint?.id !== "string" || checkpoint.id === "") {
+        throw new ThreadlineError("INVALID_INPUT", "put: checkpoint.id must be a non-empty string");
+      }
+      serialized ??= await Promise.all([
+        this.serde.dumpsTyped(checkpoint),
+        this.serde.dumpsTyped(metadata),
+      ]);
+      // The replay may have finished while serializing: then the primary takes this write.
+      if (this.currentMode !== "fallback") continue;
+      this.store.putSerialized({
+        threadId,
+        ns,
+        parentId: threadIdOf(config, "checkpoint_id"),
+        checkpoint: serialized[0],
+        metadata: serialized[1],
+        newVersions,
+        pending: true,
+        source: checkpoint,
+      });
+      return {
+        configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id },
+      };
+    }
+  }
+
+  /** Write-through cache of a put Postgres acknowledged (and a log entry if an outage began meanwhile). */
+  private async afterPrimaryPut(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<void> {
+    if (!this.enabled) return;
+    const threadId = threadIdOf(config);
+    if (threadId === undefined) return;
+    const ns = namespaceOf(config);
+    const parentId = threadIdOf(config, "checkpoint_id");
+    // If an outage began meanwhile and this thread has logged operations (a delete, say), this
+    // write must be replayed after them, not only live in Postgres already.
+    const pending = !this.isPrimary() && this.store.hasPending(threadId);
+    try {
+      await this.store.putCheckpoint({
+        threadId,
+        ns,
+        parentId,
+        checkpoint,
+        metadata,
+        newVersions,
+        pending,
+      });
+    } catch (err) {
+      // The write is durable in Postgres: a full log only costs the ordering guarantee above.
+      if (!pending) throw err;
+      this.logger.warn(
+        { err: { message: describe(err) }, threadId },
+        "could not log a write acknowledged by Postgres",
+      );
+    }
+  }
+
+  override async putWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+    taskPath?: string,
+  ): Promise<void> {
+    let serialized: Array<[string, Serialized]> | undefined;
+    for (;;) {
+      if (this.currentMode === "primary") {
+        try {
+          await this.callPrimary(() => this.primary.putWrites(config, writes, taskId, taskPath));
+          if (this.enabled) await this.cacheWrites(config, writes, taskId, taskPath ?? "");
+          return;
+        } catch (err) {
+          this.onPrimaryError(err, "putWrites");
+        }
+      }
+      const threadId = requireId(config, "thread_id", "putWrites");
+      const ns = namespaceOf(config);
+      const checkpointId = requireId(config, "checkpoint_id", "putWrites");
+      if (typeof taskId !== "string" || taskId === "") {
+        throw new ThreadlineError("INVALID_INPUT", "putWrites: taskId must be a non-empty string");
+      }
+      serialized ??= await this.store.serializeWrites(writes);
+      if (this.currentMode !== "fallback") continue;
+      this.store.putWritesSerialized({
+        threadId,
+        ns,
+        checkpointId,
+        taskId,
+        taskPath: taskPath ?? "",
+        writes: serialized,
+        pending: true,
+      });
+      return;
+    }
+  }
+
+  private async cacheWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+    taskPath: string,
+  ): Promise<void> {
+    const threadId = threadIdOf(config);
+    const checkpointId = threadIdOf(config, "checkpoint_id");
+    if (threadId === undefined || checkpointId === undefined) return;
+    const pending = !this.isPrimary() && this.store.hasPending(threadId);
+    const serialized = await this.store.serializeWrites(writes);
+    try {
+      this.store.putWritesSerialized({
+        threadId,
+        ns: namespaceOf(config),
+        checkpointId,
+        taskId,
+        taskPath,
+        writes: serialized,
+        pending,
+      });
+    } catch (err) {
+      if (!pending) throw err;
+      this.logger.warn(
+        { err: { message: describe(err) }, threadId },
+        "could not log a write acknowledged by Postgres",
+      );
+    }
+  }
+
+  override async deleteThread(threadId: string): Promise<void> {
+    if (this.currentMode === "primary") {
+      try {
+        await this.callPrimary(() => this.primary.deleteThread(threadId));
+        // Postgres forgot the thread; so does the cache (and, if an outage began meanwhile,
+        // the delete is logged so it also follows anything logged before it).
+        this.store.deleteThread(threadId, !this.isPrimary());
+        return;
+      } catch (err) {
+        this.onPrimaryError(err, "deleteThread");
+      }
+    }
+    if (typeof threadId !== "string" || threadId === "") {
+      throw new ThreadlineError(
+        "INVALID_INPUT",
+        "deleteThread: threadId must be a non-empty string",
+      );
+    }
+    this.store.deleteThread(threadId, true);
+  }
+
+  override async getDeltaChannelHistory(options: {
+    config: RunnableConfig;
+    channels: string[];
+  }): Promise<Record<string, DeltaChannelHistory>> {
+    if (this.currentMode === "primary") {
+      try {
+        const result = await this.callPrimary(() => this.primary.getDeltaChannelHistory(options));
+        const threadId = threadIdOf(options.config);
+        if (threadId === undefined || !this.store.hasPending(threadId)) return result;
+      } catch (err) {
+        this.onPrimaryError(err, "getDeltaChannelHistory");
+      }
+    }
+    // The base implementation walks getTuple + parentConfig, which now reads memory.
+    return super.getDeltaChannelHistory(options);
+  }
+
+  override getNextVersion(current: number | undefined): number {
+    // Versions must be the primary's: replayed checkpoints land in its storage.
+    return this.primary.getNextVersion(current);
+  }
+}
+
+/** Metric names registered by {@link registerFallbackMetrics} (with the given prefix). */
+export interface FallbackMetrics {
+  mode: Gauge;
+  pending: Gauge;
+  pendingBytes: Gauge;
+  transitions: Counter;
+  replayed: Counter;
+  failed: Counter;
+}
+
+/**
+ * Registers the fallback's state on a prom-client registry, read at scrape time:
+ * `<prefix>fallback_mode` (1 in fallback, 0 in primary), `<prefix>fallback_pending_entries`,
+ * `<prefix>fallback_pending_bytes`, and the counters `<prefix>fallback_transitions_total`,
+ * `<prefix>fallback_replayed_total`, `<prefix>fallback_failed_total`. Default prefix
+ * `threadline_`.
+ */
+export function registerFallbackMetrics(
+  registry: Registry,
+  fallback: FallbackCheckpointer,
+  prefix = "threadline_",
+): FallbackMetrics {
+  const gauge = (name: string, help: string, read: (s: FallbackStatus) => number) =>
+    new Gauge({
+      name: `${prefix}${name}`,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(fallback.status()));
+      },
+    });
+  const counter = (name: string, help: string, read: (s: FallbackStatus) => number) =>
+    new Counter({
+      name: `${prefix}${name}`,
+      help,
+      registers: [registry],
+      collect() {
+        // The source of truth is the checkpointer's own monotonic count.
+        this.reset();
+        this.inc(read(fallback.status()));
+      },
+    });
+  return {
+    mode: gauge(
+      "fallback_mode",
+      "1 while checkpoints are served from memory (Postgres unreachable), else 0",
+      (s) => (s.mode === "fallback" ? 1 : 0),
+    ),
+    pending: gauge(
+      "fallback_pending_entries",
+      "Checkpoints, writes and deletes held in memory, not yet in Postgres",
+      (s) => s.pending,
+    ),
+    pendingBytes: gauge(
+      "fallback_pending_bytes",
+      "Serialized bytes held in memory, not yet in Postgres",
+      (s) => s.pendingBytes,
+    ),
+    transitions: counter(
+      "fallback_transitions_total",
+      "Mode changes between primary and fallback",
+      (s) => s.transitions,
+    ),
+    replayed: counter(
+      "fallback_replayed_total",
+      "Entries replayed to Postgres after an outage",
+      (s) => s.replayed,
+    ),
+    failed: counter(
+      "fallback_failed_total",
+      "Entries Postgres refused during replay for a reason other than reachability",
+      (s) => s.failed,
+    ),
+  };
+}
