@@ -59,9 +59,18 @@ class ThreadScript {
   parent: string | undefined;
   constructor(readonly threadId: string) {}
 
-  next(): { config: RunnableConfig; checkpoint: Checkpoint; newVersions: ChannelVersions; metadata: Record<string, unknown> } {
+  next(): {
+    config: RunnableConfig;
+    checkpoint: Checkpoint;
+    newVersions: ChannelVersions;
+    metadata: Record<string, unknown>;
+  } {
     const i = this.messages.length;
-    this.messages.push(i % 2 === 0 ? new HumanMessage({ content: CONTENT(i, "human"), id: `h-${i}` }) : new AIMessage({ content: CONTENT(i, "ai"), id: `a-${i}` }));
+    this.messages.push(
+      i % 2 === 0
+        ? new HumanMessage({ content: CONTENT(i, "human"), id: `h-${i}` })
+        : new AIMessage({ content: CONTENT(i, "ai"), id: `a-${i}` }),
+    );
     this.version += 1;
     this.step += 1;
     const cp = emptyCheckpoint();
@@ -72,15 +81,35 @@ class ThreadScript {
       __start__: { messages: [] },
       step_counter: this.step,
     };
-    cp.channel_versions = { messages: this.version, "branch:to:model": this.version, __start__: this.version, step_counter: this.version };
+    cp.channel_versions = {
+      messages: this.version,
+      "branch:to:model": this.version,
+      __start__: this.version,
+      step_counter: this.version,
+    };
     cp.versions_seen = { model: { "branch:to:model": this.version - 1 }, __input__: {} };
-    const config: RunnableConfig = { configurable: { thread_id: this.threadId, checkpoint_ns: "", ...(this.parent ? { checkpoint_id: this.parent } : {}) } };
+    const config: RunnableConfig = {
+      configurable: {
+        thread_id: this.threadId,
+        checkpoint_ns: "",
+        ...(this.parent ? { checkpoint_id: this.parent } : {}),
+      },
+    };
     this.parent = cp.id;
-    return { config, checkpoint: cp, newVersions: { ...cp.channel_versions }, metadata: { source: "loop", step: this.step, parents: {} } };
+    return {
+      config,
+      checkpoint: cp,
+      newVersions: { ...cp.channel_versions },
+      metadata: { source: "loop", step: this.step, parents: {} },
+    };
   }
 }
 
-async function fill(saver: BaseCheckpointSaver, threadId: string, checkpoints: number): Promise<string[]> {
+async function fill(
+  saver: BaseCheckpointSaver,
+  threadId: string,
+  checkpoints: number,
+): Promise<string[]> {
   const script = new ThreadScript(threadId);
   const ids: string[] = [];
   for (let i = 0; i < checkpoints; i++) {
@@ -167,9 +196,26 @@ function countStatements(): { reset(): void; readonly count: number; restore(): 
 }
 
 const COLUMNS: Record<string, string[]> = {
-  checkpoints: ["thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "type", "checkpoint", "metadata"],
+  checkpoints: [
+    "thread_id",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "parent_checkpoint_id",
+    "type",
+    "checkpoint",
+    "metadata",
+  ],
   checkpoint_blobs: ["thread_id", "checkpoint_ns", "channel", "version", "type", "blob"],
-  checkpoint_writes: ["thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", "channel", "type", "blob"],
+  checkpoint_writes: [
+    "thread_id",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "task_id",
+    "idx",
+    "channel",
+    "type",
+    "blob",
+  ],
 };
 
 /**
@@ -189,16 +235,18 @@ async function threadBytes(
   extra: { blobs: string[]; writes: string[] },
 ): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(
-    `SELECT (SELECT coalesce(sum(pg_column_size(c.*)), 0) FROM "${schema}".checkpoints c WHERE thread_id = $1)
-          + (SELECT coalesce(sum(pg_column_size(b.*)), 0) FROM "${schema}".checkpoint_blobs b WHERE thread_id = $1)
-          + (SELECT coalesce(sum(pg_column_size(w.*)), 0) FROM "${schema}".checkpoint_writes w WHERE thread_id = $1) AS n`,
+    `SELECT (SELECT coalesce(sum(${rowSize("checkpoints")}), 0) FROM "${schema}".checkpoints c WHERE thread_id = $1)
+          + (SELECT coalesce(sum(${rowSize("checkpoint_blobs", extra.blobs)}), 0) FROM "${schema}".checkpoint_blobs b WHERE thread_id = $1)
+          + (SELECT coalesce(sum(${rowSize("checkpoint_writes", extra.writes)}), 0) FROM "${schema}".checkpoint_writes w WHERE thread_id = $1) AS n`,
     [threadId],
   );
   return Number(rows[0]?.n ?? 0);
 }
 
 /** Runs the checkpoint benchmark: official PostgresSaver vs PostgresCheckpointer vs MemorySaver. */
-export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<CheckpointBenchResult> {
+export async function benchCheckpoints(
+  opts: CheckpointBenchOptions,
+): Promise<CheckpointBenchResult> {
   const { quick, log } = opts;
   const pool = attachPoolErrorHandler(new pg.Pool({ connectionString: opts.url, max: 10 }));
   const suffix = Math.random().toString(36).slice(2, 8);
@@ -218,18 +266,26 @@ export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<Ch
     await pool.query(`CREATE TABLE "${oursSchema}".bench_floor (id text PRIMARY KEY, v text)`);
     const floorOps: Record<string, (r: number) => Promise<unknown>> = {
       "SELECT 1": () => pool.query("SELECT 1"),
-      "INSERT (1 row)": (r) => pool.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [`i${r}`, "x".repeat(300)]),
+      "INSERT (1 row)": (r) =>
+        pool.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [
+          `i${r}`,
+          "x".repeat(300),
+        ]),
       "BEGIN+INSERT+COMMIT": async (r) => {
         const c = await pool.connect();
         try {
           await c.query("BEGIN");
-          await c.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [`t${r}`, "x".repeat(300)]);
+          await c.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [
+            `t${r}`,
+            "x".repeat(300),
+          ]);
           await c.query("COMMIT");
         } finally {
           c.release();
         }
       },
-      "SELECT by primary key": (r) => pool.query(`SELECT * FROM "${oursSchema}".bench_floor WHERE id = $1`, [`i${r % 10}`]),
+      "SELECT by primary key": (r) =>
+        pool.query(`SELECT * FROM "${oursSchema}".bench_floor WHERE id = $1`, [`i${r % 10}`]),
     };
     const floor: CheckpointBenchResult["floor"] = {};
     for (const [name, op] of Object.entries(floorOps)) {
@@ -265,7 +321,13 @@ export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<Ch
         "putWrites (2 writes)",
         await rounds(R, SAVERS, (s, r) =>
           savers[s].putWrites(
-            { configurable: { thread_id: "read-20", checkpoint_ns: "", checkpoint_id: ids20[s]![r % 20]! } },
+            {
+              configurable: {
+                thread_id: "read-20",
+                checkpoint_ns: "",
+                checkpoint_id: ids20[s]![r % 20]!,
+              },
+            },
             [
               ["messages", [new AIMessage({ content: CONTENT(r, "w"), id: `w-${r}` })]],
               ["branch:to:model", null],
@@ -278,25 +340,45 @@ export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<Ch
     operations.push(
       summarize(
         "getTuple latest (40 messages)",
-        await rounds(R, SAVERS, (s) => savers[s].getTuple({ configurable: { thread_id: "read-20", checkpoint_ns: "" } })),
+        await rounds(R, SAVERS, (s) =>
+          savers[s].getTuple({ configurable: { thread_id: "read-20", checkpoint_ns: "" } }),
+        ),
       ),
     );
     operations.push(
       summarize(
         "getTuple by id",
         await rounds(R, SAVERS, (s, r) =>
-          savers[s].getTuple({ configurable: { thread_id: "read-20", checkpoint_ns: "", checkpoint_id: ids20[s]![10 + (r % 10)]! } }),
+          savers[s].getTuple({
+            configurable: {
+              thread_id: "read-20",
+              checkpoint_ns: "",
+              checkpoint_id: ids20[s]![10 + (r % 10)]!,
+            },
+          }),
         ),
       ),
     );
     const drain = async (s: SaverName, threadId: string, limit?: number) => {
       let n = 0;
-      for await (const _ of savers[s].list({ configurable: { thread_id: threadId, checkpoint_ns: "" } }, limit ? { limit } : {})) n++;
+      for await (const _ of savers[s].list(
+        { configurable: { thread_id: threadId, checkpoint_ns: "" } },
+        limit ? { limit } : {},
+      ))
+        n++;
       return n;
     };
-    operations.push(summarize("list limit 10, 20-checkpoint thread", await rounds(R, SAVERS, (s) => drain(s, "read-20", 10))));
     operations.push(
-      summarize("list limit 10, 200-checkpoint thread", await rounds(Math.max(10, R / 4), SAVERS, (s) => drain(s, "read-200", 10))),
+      summarize(
+        "list limit 10, 20-checkpoint thread",
+        await rounds(R, SAVERS, (s) => drain(s, "read-20", 10)),
+      ),
+    );
+    operations.push(
+      summarize(
+        "list limit 10, 200-checkpoint thread",
+        await rounds(Math.max(10, R / 4), SAVERS, (s) => drain(s, "read-200", 10)),
+      ),
     );
     log("reads measured");
 
@@ -325,7 +407,10 @@ export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<Ch
     log("throughput measured");
 
     // --- chat turns: StateGraph + MessagesAnnotation, invoke() per turn
-    const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<SaverName, ReturnType<typeof fakeModelGraph>>;
+    const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
+      SaverName,
+      ReturnType<typeof fakeModelGraph>
+    >;
     const turns = 20;
     const threads = quick ? 6 : 50;
     const chatSamples: Record<string, Sample[]> = { official: [], threadline: [], memory: [] };
@@ -335,7 +420,10 @@ export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<Ch
         const order = SAVERS.map((_, i) => SAVERS[(i + round) % SAVERS.length]!);
         for (const s of order) {
           const ms = await timeIt(() =>
-            graphs[s].invoke({ messages: [new HumanMessage(CONTENT(turn, "user"))] }, { configurable: { thread_id: `chat-${t}` } }),
+            graphs[s].invoke(
+              { messages: [new HumanMessage(CONTENT(turn, "user"))] },
+              { configurable: { thread_id: `chat-${t}` } },
+            ),
           );
           chatSamples[s]!.push({ round, ms });
         }
@@ -361,13 +449,18 @@ export async function benchCheckpoints(opts: CheckpointBenchOptions): Promise<Ch
         let statements = 0;
         for (let turn = 1; turn <= 20; turn++) {
           counter.reset();
-          await graphs[s].invoke({ messages: [new HumanMessage(CONTENT(turn, "user"))] }, { configurable: { thread_id: `storage-${s}` } });
+          await graphs[s].invoke(
+            { messages: [new HumanMessage(CONTENT(turn, "user"))] },
+            { configurable: { thread_id: `storage-${s}` } },
+          );
           statements += counter.count;
           const bytes = await threadBytes(
             pool,
             schema,
             `storage-${s}`,
-            s === "official" ? { blobs: [], writes: [] } : { blobs: ["delta_base", "delta_root"], writes: ["task_path"] },
+            s === "official"
+              ? { blobs: [], writes: [] }
+              : { blobs: ["delta_base", "delta_root"], writes: ["task_path"] },
           );
           if (turn === 1) storage[s].turn1 = bytes - before;
           if (turn === 20) storage[s].turn20 = bytes - before;

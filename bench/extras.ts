@@ -5,7 +5,11 @@ export interface ExtrasContext {
   quick: boolean;
   log: (line: string) => void;
   want: (name: string) => boolean;
-  optional: <T>(name: string, path: string, run: (mod: Record<string, unknown>) => Promise<T>) => Promise<void>;
+  optional: <T>(
+    name: string,
+    path: string,
+    run: (mod: Record<string, unknown>) => Promise<T>,
+  ) => Promise<void>;
   targets: Array<{ name: string; value: number | undefined; target: string; ok: boolean }>;
 }
 

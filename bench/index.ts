@@ -17,11 +17,15 @@ const jsonFile = jsonAt >= 0 ? args[jsonAt + 1] : undefined;
 const onlyAt = args.indexOf("--only");
 const only = onlyAt >= 0 ? new Set((args[onlyAt + 1] ?? "").split(",")) : undefined;
 const want = (name: string) => !only || only.has(name);
-const url = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const url =
+  process.env.BENCH_DATABASE_URL ??
+  process.env.DATABASE_URL ??
+  "postgres://postgres@127.0.0.1:5432/test";
 const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
-const fmt = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits));
+const fmt = (n: number | undefined, digits = 2) =>
+  n === undefined || Number.isNaN(n) ? "-" : n.toFixed(digits);
 const mark = (ok: boolean) => (ok ? "PASS" : "MISS");
 
 interface Target {
@@ -32,7 +36,12 @@ interface Target {
 }
 
 const results: Record<string, unknown> = {
-  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  machine: {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  },
   quick,
   startedAt: new Date().toISOString(),
 };
@@ -41,7 +50,9 @@ const targets: Target[] = [];
 function printCheckpoint(r: CheckpointBenchResult): void {
   const lines: string[] = [];
   lines.push("", "## Checkpointer (p50 / p99 ms; ratios are medians of per-round ratios)", "");
-  lines.push("| operation | official p50 | threadline p50 | memory p50 | threadline p99 | vs official | vs MemorySaver | official vs MemorySaver |");
+  lines.push(
+    "| operation | official p50 | threadline p50 | memory p50 | threadline p99 | vs official | vs MemorySaver | official vs MemorySaver |",
+  );
   lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const op of r.operations) {
     lines.push(
@@ -49,7 +60,8 @@ function printCheckpoint(r: CheckpointBenchResult): void {
     );
   }
   lines.push("", "| raw pg floor | p50 ms | p99 ms |", "| --- | ---: | ---: |");
-  for (const [name, v] of Object.entries(r.floor)) lines.push(`| ${name} | ${fmt(v.p50, 3)} | ${fmt(v.p99, 3)} |`);
+  for (const [name, v] of Object.entries(r.floor))
+    lines.push(`| ${name} | ${fmt(v.p50, 3)} | ${fmt(v.p99, 3)} |`);
   lines.push(
     "",
     `put throughput, 16 clients, pool 10: official ${fmt(r.throughput.official, 0)}/s, threadline ${fmt(r.throughput.threadline, 0)}/s, memory ${fmt(r.throughput.memory, 0)}/s (${fmt(r.throughput.ratio)}x official)`,
@@ -58,13 +70,27 @@ function printCheckpoint(r: CheckpointBenchResult): void {
   );
   process.stdout.write(`${lines.join("\n")}\n`);
   const op = (name: string) => r.operations.find((o) => o.operation.startsWith(name));
-  const add = (name: string, value: number | undefined, target: string, ok: (v: number) => boolean) =>
-    targets.push({ name, value, target, ok: value !== undefined && ok(value) });
-  add("getTuple latest vs official", op("getTuple latest")?.vsOfficial, "<= 0.25x", (v) => v <= 0.25);
+  const add = (
+    name: string,
+    value: number | undefined,
+    target: string,
+    ok: (v: number) => boolean,
+  ) => targets.push({ name, value, target, ok: value !== undefined && ok(value) });
+  add(
+    "getTuple latest vs official",
+    op("getTuple latest")?.vsOfficial,
+    "<= 0.25x",
+    (v) => v <= 0.25,
+  );
   add("getTuple by id vs official", op("getTuple by id")?.vsOfficial, "<= 0.30x", (v) => v <= 0.3);
   add("put vs official", op("put")?.vsOfficial, "<= 0.60x", (v) => v <= 0.6);
   add("putWrites (2 writes) vs official", op("putWrites")?.vsOfficial, "<= 0.50x", (v) => v <= 0.5);
-  add("list limit 10 (200 cps) vs official", op("list limit 10, 200")?.vsOfficial, "<= 0.10x", (v) => v <= 0.1);
+  add(
+    "list limit 10 (200 cps) vs official",
+    op("list limit 10, 200")?.vsOfficial,
+    "<= 0.10x",
+    (v) => v <= 0.1,
+  );
   add("put throughput vs official", r.throughput.ratio, ">= 1.8x", (v) => v >= 1.8);
   add("chat turn vs MemorySaver", op("chat turn")?.vsMemory, "<= 1.6x", (v) => v <= 1.6);
   add("statements per chat turn", r.statementsPerTurn.threadline, "<= 6", (v) => v <= 6);
@@ -72,7 +98,11 @@ function printCheckpoint(r: CheckpointBenchResult): void {
   add("turn 20 bytes vs turn 1 bytes", r.storage.growth, "<= 1.3x", (v) => v <= 1.3);
 }
 
-async function optional<T>(name: string, path: string, run: (mod: Record<string, unknown>) => Promise<T>): Promise<void> {
+async function optional<T>(
+  name: string,
+  path: string,
+  run: (mod: Record<string, unknown>) => Promise<T>,
+): Promise<void> {
   if (!want(name)) return;
   let mod: Record<string, unknown>;
   try {
@@ -91,11 +121,20 @@ if (want("checkpoint")) {
   printCheckpoint(r);
 }
 
-await import("./extras.js").then((m) => m.runExtras({ url, redisUrl, quick, log, optional, targets, want }));
+await import("./extras.js").then((m) =>
+  m.runExtras({ url, redisUrl, quick, log, optional, targets, want }),
+);
 
 if (targets.length > 0) {
-  const lines = ["", "## Targets", "", "| figure | measured | target | |", "| --- | ---: | --- | --- |"];
-  for (const t of targets) lines.push(`| ${t.name} | ${fmt(t.value)} | ${t.target} | ${mark(t.ok)} |`);
+  const lines = [
+    "",
+    "## Targets",
+    "",
+    "| figure | measured | target | |",
+    "| --- | ---: | --- | --- |",
+  ];
+  for (const t of targets)
+    lines.push(`| ${t.name} | ${fmt(t.value)} | ${t.target} | ${mark(t.ok)} |`);
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 results.targets = targets;

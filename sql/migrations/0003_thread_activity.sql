@@ -38,7 +38,12 @@ BEGIN
   FROM new_rows n
   ORDER BY n.thread_id
   ON CONFLICT (thread_id) DO UPDATE
-    SET last_activity = GREATEST(t.last_activity, EXCLUDED.last_activity);
+    SET last_activity = EXCLUDED.last_activity
+    -- Never move activity backwards (imports of old data), and skip rewriting a row touched
+    -- less than a second ago: a chat turn writes ~5 times within milliseconds, and each
+    -- rewrite costs a new row version plus an index entry. A thread's activity is therefore
+    -- at most one second stale, and only while it is active, far from any TTL boundary.
+    WHERE EXCLUDED.last_activity > t.last_activity + interval '1 second';
   RETURN NULL;
 END $$;
 

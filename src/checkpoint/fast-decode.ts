@@ -34,8 +34,15 @@ function invertedAliases(ctor: { prototype?: unknown }): Record<string, string> 
   let cached = aliasCache.get(ctor);
   if (!cached) {
     const aliases: Record<string, string> = {};
-    for (let current: unknown = ctor; current && (current as { prototype?: unknown }).prototype; current = Object.getPrototypeOf(current)) {
-      Object.assign(aliases, Reflect.get((current as { prototype: object }).prototype, "lc_aliases"));
+    for (
+      let current: unknown = ctor;
+      current && (current as { prototype?: unknown }).prototype;
+      current = Object.getPrototypeOf(current)
+    ) {
+      Object.assign(
+        aliases,
+        Reflect.get((current as { prototype: object }).prototype, "lc_aliases"),
+      );
     }
     cached = Object.fromEntries(Object.entries(aliases).map(([k, v]) => [v, k]));
     aliasCache.set(ctor, cached);
@@ -49,18 +56,25 @@ function revive(value: unknown, depth: number): unknown {
   if (Array.isArray(value)) return value.map((v) => revive(v, depth + 1));
   const record = value as Record<string, unknown>;
   if (record.lc !== undefined && "type" in record && "id" in record) {
-    if (record.lc !== 1 || record.type !== "constructor" || !("kwargs" in record)) throw new Fallback();
+    if (record.lc !== 1 || record.type !== "constructor" || !("kwargs" in record))
+      throw new Fallback();
     const id = record.id;
-    if (!Array.isArray(id) || id.length !== 3 || id[0] !== "langchain_core" || id[1] !== "messages") {
+    if (
+      !Array.isArray(id) ||
+      id.length !== 3 ||
+      id[0] !== "langchain_core" ||
+      id[1] !== "messages"
+    ) {
       throw new Fallback();
     }
     const name = id[2] as string;
     const ctor = registry[name];
     if (typeof ctor !== "function") throw new Fallback();
     const kwargs = revive(record.kwargs, depth + 1) as Record<string, unknown>;
-    const aliases = invertedAliases(ctor as { prototype?: unknown });
+    const aliases = invertedAliases(ctor);
     const fields: Record<string, unknown> = {};
-    for (const key in kwargs) if (Object.hasOwn(kwargs, key)) fields[aliases[key] || camelCase(key)] = kwargs[key];
+    for (const key in kwargs)
+      if (Object.hasOwn(kwargs, key)) fields[aliases[key] || camelCase(key)] = kwargs[key];
     return new (ctor as new (fields: Record<string, unknown>) => unknown)(fields);
   }
   const out: Record<string, unknown> = {};

@@ -15,7 +15,7 @@ import {
   type PendingWrite,
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
-import pg from "pg";
+import type pg from "pg";
 import { ThreadlineError } from "../errors.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { toThreadlineError } from "../db/errors.js";
@@ -107,10 +107,16 @@ function toPayload(
 ): { type: string; txt: string | null; b64: string | null } {
   if (compressed && (type === "json" || type === "delta")) {
     const packed = compress(bytes);
-    if (packed) return { type: `${type}${COMPRESSED_SUFFIX}`, txt: null, b64: packed.toString("base64") };
+    if (packed)
+      return { type: `${type}${COMPRESSED_SUFFIX}`, txt: null, b64: packed.toString("base64") };
   }
-  if (type === "json" || type === "delta") return { type, txt: textDecoder.decode(bytes), b64: null };
-  return { type, txt: null, b64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") };
+  if (type === "json" || type === "delta")
+    return { type, txt: textDecoder.decode(bytes), b64: null };
+  return {
+    type,
+    txt: null,
+    b64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"),
+  };
 }
 
 function payloadData(txt: string | null, b64: string | null): string | Uint8Array {
@@ -124,7 +130,10 @@ function stripNul(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(stripNul);
   if (value !== null && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value as Record<string, unknown>).map(([k, v]) => [k.replace(/\0/g, ""), stripNul(v)]),
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [
+        k.replace(/\0/g, ""),
+        stripNul(v),
+      ]),
     );
   }
   return value;
@@ -205,7 +214,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   }
 
   /** Decodes one stored payload; synchronous for plain JSON and LangChain messages. */
-  private decode(type: string, txt: string | null, b64: string | null): Promise<unknown> | unknown {
+  private decode(type: string, txt: string | null, b64: string | null): unknown {
     if (type.endsWith(COMPRESSED_SUFFIX)) {
       txt = decompressToText(payloadData(null, b64) as Uint8Array);
       b64 = null;
@@ -303,17 +312,23 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const checkpointId = asId(c.checkpoint_id, "checkpoint_id", false);
     if (checkpointId !== undefined) add("checkpoint_id = ?", checkpointId);
     const { filter, before, limit } = options;
-    if (filter && Object.keys(filter).length > 0) add("metadata @> ?::jsonb", JSON.stringify(filter));
+    if (filter && Object.keys(filter).length > 0)
+      add("metadata @> ?::jsonb", JSON.stringify(filter));
     const beforeId = asId(before?.configurable?.checkpoint_id, "checkpoint_id", false);
     if (beforeId !== undefined) add("checkpoint_id < ?", beforeId);
     let limitParam: string | undefined;
     if (limit !== undefined && limit !== null) {
       const n = Math.trunc(Number(limit));
-      if (!Number.isFinite(n)) throw new ThreadlineError("INVALID_INPUT", "list limit must be a number");
+      if (!Number.isFinite(n))
+        throw new ThreadlineError("INVALID_INPUT", "list limit must be a number");
       values.push(Math.max(0, n));
       limitParam = `$${values.length}`;
     }
-    const { rows } = await this.query<LoadRow>(this.statements.list(where, limitParam), values, "list");
+    const { rows } = await this.query<LoadRow>(
+      this.statements.list(where, limitParam),
+      values,
+      "list",
+    );
     for (const tuple of await this.assemble(rows, false)) yield tuple;
   }
 
@@ -362,29 +377,43 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     checkpoints.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
 
     const values = new Map<string, Promise<unknown>>();
-    const resolve = (threadId: string, ns: string, channel: string, version: string, depth = 0): Promise<unknown> => {
+    const resolve = (
+      threadId: string,
+      ns: string,
+      channel: string,
+      version: string,
+      depth = 0,
+    ): Promise<unknown> => {
       const key = blobKey(threadId, ns, channel, version);
       let value = values.get(key);
       if (value) return value;
       const row = blobs.get(key);
       if (!row) {
         return Promise.reject(
-          new ThreadlineError("DATA_CORRUPT", `blob ${channel}@${version} of thread ${threadId} is missing`),
+          new ThreadlineError(
+            "DATA_CORRUPT",
+            `blob ${channel}@${version} of thread ${threadId} is missing`,
+          ),
         );
       }
       if (!row.type.startsWith("delta")) {
         value = Promise.resolve(this.decode(row.type, row.txt, row.b64));
       } else {
         if (row.base === null || depth > 100_000) {
-          return Promise.reject(new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} has no base`));
+          return Promise.reject(
+            new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} has no base`),
+          );
         }
         const base = resolve(threadId, ns, channel, row.base, depth + 1);
         const suffix = Promise.resolve(this.decode(row.type, row.txt, row.b64));
         value = Promise.all([base, suffix]).then(([b, s]) => {
           if (!Array.isArray(b) || !Array.isArray(s)) {
-            throw new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} does not extend an array`);
+            throw new ThreadlineError(
+              "DATA_CORRUPT",
+              `delta ${channel}@${version} does not extend an array`,
+            );
           }
-          return b.concat(s);
+          return (b as unknown[]).concat(s as unknown[]);
         });
       }
       values.set(key, value);
@@ -397,7 +426,9 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       try {
         checkpoint = JSON.parse(row.checkpoint) as Checkpoint;
       } catch (err) {
-        throw new ThreadlineError("DATA_CORRUPT", `checkpoint ${row.id} is not valid JSON`, { cause: err });
+        throw new ThreadlineError("DATA_CORRUPT", `checkpoint ${row.id} is not valid JSON`, {
+          cause: err,
+        });
       }
       checkpoint.channel_versions ??= {};
       checkpoint.versions_seen ??= {};
@@ -424,19 +455,28 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       );
       checkpoint.channel_values = channelValues;
 
-      const pendingWrites = await this.decodeWrites(writes.get(cpKey(row.threadId, row.ns, row.id)) ?? []);
-      if (checkpoint.v < 4 && row.parentId) await this.migratePendingSends(checkpoint, row.threadId, row.ns, row.parentId);
+      const pendingWrites = await this.decodeWrites(
+        writes.get(cpKey(row.threadId, row.ns, row.id)) ?? [],
+      );
+      if (checkpoint.v < 4 && row.parentId)
+        await this.migratePendingSends(checkpoint, row.threadId, row.ns, row.parentId);
 
       const metadata = (await this.decode("json", row.metadata, null)) as CheckpointMetadata;
       const tuple: CheckpointTuple = {
-        config: { configurable: { thread_id: row.threadId, checkpoint_ns: row.ns, checkpoint_id: row.id } },
+        config: {
+          configurable: { thread_id: row.threadId, checkpoint_ns: row.ns, checkpoint_id: row.id },
+        },
         checkpoint,
         metadata,
         pendingWrites,
       };
       if (row.parentId) {
         tuple.parentConfig = {
-          configurable: { thread_id: row.threadId, checkpoint_ns: row.ns, checkpoint_id: row.parentId },
+          configurable: {
+            thread_id: row.threadId,
+            checkpoint_ns: row.ns,
+            checkpoint_id: row.parentId,
+          },
         };
       }
       tuples.push(tuple);
@@ -459,7 +499,12 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   }
 
   /** Checkpoints before format v4 kept pending sends as TASKS writes of their parent. */
-  private async migratePendingSends(checkpoint: Checkpoint, threadId: string, ns: string, parentId: string): Promise<void> {
+  private async migratePendingSends(
+    checkpoint: Checkpoint,
+    threadId: string,
+    ns: string,
+    parentId: string,
+  ): Promise<void> {
     const { rows } = await this.query<{
       type: string;
       task_path: string;
@@ -469,7 +514,15 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       b64: string | null;
     }>(this.statements.pendingSends, [threadId, ns, [parentId]], "getTuple (pending sends)");
     const sends = await this.decodeWrites(
-      rows.map((r) => ({ taskId: r.task_id, channel: TASKS, type: r.type, taskPath: r.task_path, idx: r.idx, txt: r.txt, b64: r.b64 })),
+      rows.map((r) => ({
+        taskId: r.task_id,
+        channel: TASKS,
+        type: r.type,
+        taskPath: r.task_path,
+        idx: r.idx,
+        txt: r.txt,
+        b64: r.b64,
+      })),
     );
     checkpoint.channel_values[TASKS] = sends.map(([, , value]) => value);
     const versions = Object.values(checkpoint.channel_versions);
@@ -503,7 +556,13 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const b64s: Array<string | null> = [];
     const bases: Array<string | null> = [];
     const roots: Array<string | null> = [];
-    const remember: Array<{ channel: string; version: string; root: string; items: unknown[]; depth: number }> = [];
+    const remember: Array<{
+      channel: string;
+      version: string;
+      root: string;
+      items: unknown[];
+      depth: number;
+    }> = [];
     const values = checkpoint.channel_values ?? {};
     for (const [channel, rawVersion] of Object.entries(newVersions ?? {})) {
       const version = String(rawVersion);
@@ -517,8 +576,11 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         roots.push(null);
         continue;
       }
-      const value = (values as Record<string, unknown>)[channel];
-      const base = this.storage === "delta" && Array.isArray(value) ? this.deltaBase(threadId, ns, channel, version, value) : undefined;
+      const value = values[channel];
+      const base =
+        this.storage === "delta" && Array.isArray(value)
+          ? this.deltaBase(threadId, ns, channel, version, value)
+          : undefined;
       if (base && Array.isArray(value)) {
         const [type, bytes] = await this.serde.dumpsTyped(value.slice(base.items.length));
         if (type === "json") {
@@ -528,7 +590,13 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           b64s.push(payload.b64);
           bases.push(base.version);
           roots.push(base.root);
-          remember.push({ channel, version, root: base.root, items: value.slice(), depth: base.depth + 1 });
+          remember.push({
+            channel,
+            version,
+            root: base.root,
+            items: value.slice(),
+            depth: base.depth + 1,
+          });
           continue;
         }
       }
@@ -548,7 +616,21 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
 
     const { rows } = await this.query<{ stored: string[] }>(
       this.statements.put,
-      [threadId, ns, checkpoint.id, parentId, JSON.stringify(stored), metadataJson, channels, versions, types, txts, b64s, bases, roots],
+      [
+        threadId,
+        ns,
+        checkpoint.id,
+        parentId,
+        JSON.stringify(stored),
+        metadataJson,
+        channels,
+        versions,
+        types,
+        txts,
+        b64s,
+        bases,
+        roots,
+      ],
       "put",
     );
     const inserted = new Set(rows[0]?.stored ?? []);
@@ -556,15 +638,27 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       // A version that already existed (a retried put, or a forked thread reusing a version
       // number) holds someone else's bytes: never build deltas on it.
       if (inserted.has(r.channel)) {
-        this.deltas.set(threadId, ns, r.channel, { version: r.version, root: r.root, items: r.items, depth: r.depth });
-      }
-      else this.deltas.delete(threadId, ns, r.channel);
+        this.deltas.set(threadId, ns, r.channel, {
+          version: r.version,
+          root: r.root,
+          items: r.items,
+          depth: r.depth,
+        });
+      } else this.deltas.delete(threadId, ns, r.channel);
     }
-    return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
+    return {
+      configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id },
+    };
   }
 
   /** The stored version this array value extends element by element, if this process knows one. */
-  private deltaBase(threadId: string, ns: string, channel: string, version: string, value: unknown[]) {
+  private deltaBase(
+    threadId: string,
+    ns: string,
+    channel: string,
+    version: string,
+    value: unknown[],
+  ) {
     const base = this.deltas.get(threadId, ns, channel);
     if (!base || base.items.length === 0 || base.version === version) return undefined;
     if (base.items.length > value.length || base.depth >= this.maxDeltaDepth) return undefined;
@@ -579,7 +673,12 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     return text.includes(NUL_ESCAPE) ? JSON.stringify(stripNul(JSON.parse(text))) : text;
   }
 
-  override async putWrites(config: RunnableConfig, writes: PendingWrite[], taskId: string, taskPath = ""): Promise<void> {
+  override async putWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+    taskPath = "",
+  ): Promise<void> {
     const c = config.configurable ?? {};
     const threadId = asId(c.thread_id, "thread_id", true);
     const ns = asNamespace(c.checkpoint_ns);

@@ -84,7 +84,8 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
    WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3`,
       ),
     );
-    this.pendingSends = statement(`SELECT w.checkpoint_id, w.type, w.task_path, w.task_id, w.idx, ${payloadColumns("w")}
+    this.pendingSends =
+      statement(`SELECT w.checkpoint_id, w.type, w.task_path, w.task_id, w.idx, ${payloadColumns("w")}
 FROM ${s}.checkpoint_writes w
 WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::text[]) AND w.channel = '__pregel_tasks'`);
 

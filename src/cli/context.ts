@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from "commander";
+import { CommanderError, Option, type Command } from "commander";
 import pino from "pino";
 import { loadConfig } from "../config/load.js";
 import type { ThreadlineConfig } from "../config/schema.js";
@@ -15,8 +15,12 @@ export interface CommonOptions {
 /** Adds `--config`, `--database-url` and `--schema` to a command. */
 export function addCommonOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--config <path>", "config file (default ./config.yaml or THREADLINE_CONFIG)"))
-    .addOption(new Option("--database-url <url>", "PostgreSQL connection string (default DATABASE_URL)"))
+    .addOption(
+      new Option("--config <path>", "config file (default ./config.yaml or THREADLINE_CONFIG)"),
+    )
+    .addOption(
+      new Option("--database-url <url>", "PostgreSQL connection string (default DATABASE_URL)"),
+    )
     .addOption(new Option("--schema <name>", "Postgres schema holding the Threadline tables"));
 }
 
@@ -28,11 +32,15 @@ export function loadCliConfig(
   const database: Record<string, unknown> = {};
   if (opts.databaseUrl !== undefined) database.url = opts.databaseUrl;
   if (opts.schema !== undefined) database.schema = opts.schema;
-  return loadConfig(opts.config, { overrides: { ...overrides, database: { ...database, ...(overrides.database as object) } } });
+  return loadConfig(opts.config, {
+    overrides: { ...overrides, database: { ...database, ...(overrides.database as object) } },
+  });
 }
 
 /** A pino logger writing JSON lines to stderr, so stdout stays free for `--json`. */
-export function createCliLogger(level: ThreadlineConfig["log"]["level"] = "info"): Logger & pino.Logger {
+export function createCliLogger(
+  level: ThreadlineConfig["log"]["level"] = "info",
+): Logger & pino.Logger {
   return pino({ level, base: { service: "threadline" } }, pino.destination({ fd: 2, sync: true }));
 }
 
@@ -60,7 +68,9 @@ export async function runCommand(body: () => Promise<number | void>): Promise<vo
       return;
     }
     if (err instanceof CommanderError) throw err;
-    const message = isThreadlineError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err);
+    const message = isThreadlineError(err)
+      ? `${err.code}: ${err.message}`
+      : String((err as Error)?.stack ?? err);
     process.stderr.write(`threadline: ${message}\n`);
     process.exitCode = EXIT.failure;
   }

@@ -1,7 +1,13 @@
 import type { Command } from "commander";
 import { openDatabase } from "../db/database.js";
 import { migrate, pendingMigrations } from "../db/migrator.js";
-import { addCommonOptions, createCliLogger, loadCliConfig, runCommand, type CommonOptions } from "./context.js";
+import {
+  addCommonOptions,
+  createCliLogger,
+  loadCliConfig,
+  runCommand,
+  type CommonOptions,
+} from "./context.js";
 
 interface MigrateOptions extends CommonOptions {
   dryRun?: boolean;
@@ -32,13 +38,16 @@ export function registerMigrateCommand(program: Command): void {
           } else if (pending.length === 0) {
             process.stdout.write(`-- schema ${schema} is up to date\n`);
           } else {
-            for (const m of pending) process.stdout.write(`-- ${m.version} ${m.name}\n${m.rendered}\n`);
+            for (const m of pending)
+              process.stdout.write(`-- ${m.version} ${m.name}\n${m.rendered}\n`);
           }
           return;
         }
         const result = await migrate(db.pool, { schema, logger });
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ schema, dryRun: false, applied: result.applied })}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ schema, dryRun: false, applied: result.applied })}\n`,
+          );
         } else {
           process.stdout.write(
             result.applied.length === 0

@@ -93,10 +93,14 @@ function coerce(raw: string, kind: Kind): unknown {
 const INTERPOLATION_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Replaces `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree. */
-function interpolate(node: unknown, env: NodeJS.ProcessEnv, path: string, problems: string[]): unknown {
+function interpolate(
+  node: unknown,
+  env: NodeJS.ProcessEnv,
+  path: string,
+  problems: string[],
+): unknown {
   if (typeof node === "string") {
-    let whole: string | undefined;
-    const out = node.replace(INTERPOLATION_RE, (_m, name: string, fallback: string | undefined) => {
+    return node.replace(INTERPOLATION_RE, (_m, name: string, fallback: string | undefined) => {
       const value = env[name];
       if (value !== undefined && value !== "") return value;
       if (fallback !== undefined) return fallback;
@@ -105,13 +109,15 @@ function interpolate(node: unknown, env: NodeJS.ProcessEnv, path: string, proble
       );
       return "";
     });
-    whole = out;
-    return whole;
   }
-  if (Array.isArray(node)) return node.map((v, i) => interpolate(v, env, `${path}[${i}]`, problems));
+  if (Array.isArray(node))
+    return node.map((v, i) => interpolate(v, env, `${path}[${i}]`, problems));
   if (node !== null && typeof node === "object") {
     return Object.fromEntries(
-      Object.entries(node).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k, problems)]),
+      Object.entries(node).map(([k, v]) => [
+        k,
+        interpolate(v, env, path ? `${path}.${k}` : k, problems),
+      ]),
     );
   }
   return node;
@@ -161,7 +167,9 @@ export function loadConfig(path?: string, options: LoadConfigOptions = {}): Thre
     try {
       raw = parseYaml(readFileSync(file, "utf8"));
     } catch (err) {
-      throw new ConfigError([`${file}: not valid YAML (${(err as Error).message})`], { cause: err });
+      throw new ConfigError([`${file}: not valid YAML (${(err as Error).message})`], {
+        cause: err,
+      });
     }
     if (raw !== null && raw !== undefined && (typeof raw !== "object" || Array.isArray(raw))) {
       throw new ConfigError([`${file}: the top level must be a mapping of sections`]);

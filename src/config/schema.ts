@@ -2,20 +2,18 @@ import { z } from "zod";
 import { parseDuration } from "./duration.js";
 
 const duration = (example: string) =>
-  z
-    .union([z.string(), z.number()])
-    .transform((value, ctx) => {
-      if (typeof value === "number" && Number.isFinite(value) && value > 0) return value;
-      const ms = typeof value === "string" ? parseDuration(value) : undefined;
-      if (ms === undefined) {
-        ctx.addIssue({
-          code: "custom",
-          message: `expected a duration like "${example}" (units ms, s, m, h, d, w), got ${JSON.stringify(value)}`,
-        });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    if (typeof value === "number" && Number.isFinite(value) && value > 0) return value;
+    const ms = typeof value === "string" ? parseDuration(value) : undefined;
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `expected a duration like "${example}" (units ms, s, m, h, d, w), got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 /** Schema names are validated, then always escaped, before they reach SQL. */
 export const SCHEMA_NAME_RE = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -38,6 +36,8 @@ export const configSchema = strict({
     connectTimeout: duration("5s").default(5_000),
     preparedStatements: z.boolean().default(true),
     keepAlive: z.boolean().default(true),
+    /** Client-side limit on one query (fires when the network drops packets silently); unset = none. */
+    queryTimeout: duration("60s").optional(),
     pool: strict({
       size: z.number().int().min(1).max(1000).default(10),
       maxOverflow: z.number().int().min(0).max(1000).default(0),
@@ -59,9 +59,23 @@ export const configSchema = strict({
   fallback: strict({
     enabled: z.boolean().default(true),
     maxPendingEntries: z.number().int().min(1).default(100_000),
-    maxPendingBytes: z.number().int().min(1024).default(256 * 1024 * 1024),
+    maxPendingBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(256 * 1024 * 1024),
     probeInterval: duration("1s").default(1_000),
     probeMaxInterval: duration("30s").default(30_000),
+    /** A checkpoint call unanswered this long counts as an outage (black-holed network). */
+    operationTimeout: duration("15s").default(15_000),
+    /** Threads whose latest checkpoints are cached so they read whole during an outage; 0 = off. */
+    cacheMaxThreads: z.number().int().min(0).default(10_000),
+    /** Bytes the cache of already-durable checkpoints may hold (64 MiB). */
+    cacheMaxBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 * 1024 * 1024),
   }).prefault({}),
   cleanup: strict({
     enabled: z.boolean().default(true),
@@ -82,6 +96,8 @@ export const configSchema = strict({
       window: duration("1m").default(60_000),
       max: z.number().int().min(1).default(120),
     }).prefault({}),
+    /** Express `trust proxy`: true behind one reverse proxy, so rate limits see client IPs. */
+    trustProxy: z.boolean().default(false),
   }).prefault({}),
   auth: strict({
     apiKeys: z.array(z.string().min(16, "API keys must be at least 16 characters")).default([]),
@@ -93,6 +109,10 @@ export const configSchema = strict({
     apiKey: z.string().optional(),
     temperature: z.number().min(0).max(2).default(0.2),
     timeout: duration("60s").default(60_000),
+    /** Retries of a failed model request before the turn fails (OpenAI-compatible provider). */
+    maxRetries: z.number().int().min(0).max(10).default(2),
+    /** Pause between the offline model's tokens, in ms; 0 streams as fast as possible. */
+    offlineTokenDelay: z.number().int().min(0).max(10_000).default(0),
   }).prefault({}),
   log: strict({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -42,6 +42,7 @@ export async function openDatabase(config: ThreadlineConfig, logger: Logger): Pr
       connectTimeoutMs: db.connectTimeout,
       statementTimeoutMs: db.statementTimeout,
       keepAlive: db.keepAlive,
+      ...(db.queryTimeout !== undefined ? { queryTimeoutMs: db.queryTimeout } : {}),
       logger,
     });
     const description = redactUrl(db.url);

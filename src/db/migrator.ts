@@ -41,7 +41,9 @@ export function loadMigrations(dir?: string): Migration[] {
   const migrations = files.map((file, i) => {
     const match = FILE_RE.exec(file);
     if (!match || Number(match[1]) !== i + 1) {
-      throw new Error(`migration file ${file} must be named ${String(i + 1).padStart(4, "0")}_<slug>.sql`);
+      throw new Error(
+        `migration file ${file} must be named ${String(i + 1).padStart(4, "0")}_<slug>.sql`,
+      );
     }
     const sql = readFileSync(join(folder, file), "utf8");
     return {
@@ -83,7 +85,10 @@ export interface MigrateOptions {
  * applied files are checked against their checksums, and a database migrated by a newer
  * Threadline is refused.
  */
-export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Promise<MigrationResult> {
+export async function migrate(
+  pool: pg.Pool,
+  options: MigrateOptions = {},
+): Promise<MigrationResult> {
   const schema = options.schema ?? "public";
   const quoted = quoteSchema(schema);
   const logger = options.logger ?? silentLogger;
@@ -123,7 +128,10 @@ export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Prom
           throw err;
         }
         applied.push({ version: migration.version, name: migration.name });
-        logger.info({ schema, version: migration.version, name: migration.name }, "migration applied");
+        logger.info(
+          { schema, version: migration.version, name: migration.name },
+          "migration applied",
+        );
       }
       return { schema, applied, alreadyApplied: done.size };
     } finally {
@@ -179,7 +187,8 @@ export async function pendingMigrations(
     rows = res.rows;
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code !== "42P01" && code !== "3F000") throw toThreadlineError(err, "reading the migration ledger");
+    if (code !== "42P01" && code !== "3F000")
+      throw toThreadlineError(err, "reading the migration ledger");
   }
   checkLedger(rows, migrations, schema);
   const done = new Set(rows.map((r) => r.version));

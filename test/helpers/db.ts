@@ -29,7 +29,10 @@ export async function dropSchema(pool: pg.Pool, schema: string): Promise<void> {
  * failure, never a skip.
  */
 export async function requirePostgres(): Promise<void> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL, connectionTimeoutMillis: 3000 });
+  const client = new pg.Client({
+    connectionString: TEST_DATABASE_URL,
+    connectionTimeoutMillis: 3000,
+  });
   client.on("error", () => undefined);
   try {
     await client.connect();

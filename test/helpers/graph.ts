@@ -8,7 +8,9 @@ export function chatGraph(checkpointer: BaseCheckpointSaver) {
   return new StateGraph(MessagesAnnotation)
     .addNode("model", (state: typeof MessagesAnnotation.State) => {
       const turn = state.messages.filter((m) => m.getType() === "human").length;
-      return { messages: [new AIMessage(`reply for turn ${turn}: ${messageText(turn, "ai", 280)}`)] };
+      return {
+        messages: [new AIMessage(`reply for turn ${turn}: ${messageText(turn, "ai", 280)}`)],
+      };
     })
     .addEdge("__start__", "model")
     .addEdge("model", "__end__")

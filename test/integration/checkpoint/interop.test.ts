@@ -14,12 +14,15 @@ afterAll(async () => {
 
 async function history(saver: BaseCheckpointSaver, threadId: string): Promise<CheckpointTuple[]> {
   const out: CheckpointTuple[] = [];
-  for await (const t of saver.list({ configurable: { thread_id: threadId, checkpoint_ns: "" } })) out.push(t);
+  for await (const t of saver.list({ configurable: { thread_id: threadId, checkpoint_ns: "" } }))
+    out.push(t);
   return out;
 }
 
 const contents = (tuple: CheckpointTuple | undefined) =>
-  ((tuple?.checkpoint.channel_values.messages ?? []) as Array<{ content: unknown }>).map((m) => m.content);
+  ((tuple?.checkpoint.channel_values.messages ?? []) as Array<{ content: unknown }>).map(
+    (m) => m.content,
+  );
 
 describe("interoperability with @langchain/langgraph-checkpoint-postgres", () => {
   it("reads and resumes a thread written by the official PostgresSaver after adopting its schema", async () => {
@@ -46,12 +49,16 @@ describe("interoperability with @langchain/langgraph-checkpoint-postgres", () =>
 
     // The official saver still works on the adopted schema (its ledger says v4).
     await official.setup();
-    expect(contents(await official.getTuple({ configurable: { thread_id: "t-official" } }))).toHaveLength(6);
+    expect(
+      contents(await official.getTuple({ configurable: { thread_id: "t-official" } })),
+    ).toHaveLength(6);
 
     const messages = await chatTurn(chatGraph(ours), "t-official", "hello 4");
     expect(messages).toHaveLength(8);
-    expect(String(messages[7]!.content)).toContain("turn 4");
-    expect(contents(await ours.getTuple({ configurable: { thread_id: "t-official" } }))).toHaveLength(8);
+    expect(messages[7]!.text).toContain("turn 4");
+    expect(
+      contents(await ours.getTuple({ configurable: { thread_id: "t-official" } })),
+    ).toHaveLength(8);
   });
 
   it("with storage 'full', the official saver reads and resumes a thread Threadline wrote", async () => {
@@ -70,9 +77,11 @@ describe("interoperability with @langchain/langgraph-checkpoint-postgres", () =>
     expect(theirs.map((t) => t.pendingWrites)).toEqual(mine.map((t) => t.pendingWrites));
     const messages = await chatTurn(chatGraph(official), "t-ours", "hi 4");
     expect(messages).toHaveLength(8);
-    expect(String(messages[7]!.content)).toContain("turn 4");
+    expect(messages[7]!.text).toContain("turn 4");
     // ...and Threadline reads what the official saver appended.
-    expect(contents(await ours.getTuple({ configurable: { thread_id: "t-ours" } }))).toHaveLength(8);
+    expect(contents(await ours.getTuple({ configurable: { thread_id: "t-ours" } }))).toHaveLength(
+      8,
+    );
   });
 
   it("with the default delta storage the official saver fails loudly instead of reading partial values", async () => {

@@ -7,7 +7,13 @@ import { loadMigrations, migrate, pendingMigrations } from "../../../src/db/migr
 import { packageRoot } from "../../../src/paths.js";
 import { isThreadlineError } from "../../../src/errors.js";
 import { attachPoolErrorHandler } from "../../../src/db/pool.js";
-import { TEST_DATABASE_URL, dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
+import {
+  TEST_DATABASE_URL,
+  dropSchema,
+  requirePostgres,
+  testPool,
+  uniqueSchema,
+} from "../../helpers/db.js";
 
 const admin = testPool(2);
 const schemas: string[] = [];
@@ -38,11 +44,15 @@ describe("migrator", () => {
     );
     try {
       const results = await Promise.allSettled(
-        Array.from({ length: 80 }, (_, i) => new PostgresCheckpointer(pools[i % 8]!, { schema: s }).setup()),
+        Array.from({ length: 80 }, (_, i) =>
+          new PostgresCheckpointer(pools[i % 8]!, { schema: s }).setup(),
+        ),
       );
       const failures = results.filter((r) => r.status === "rejected");
       expect(failures).toEqual([]);
-      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM "${s}".threadline_migrations`);
+      const { rows } = await admin.query(
+        `SELECT count(*)::int AS n FROM "${s}".threadline_migrations`,
+      );
       expect(rows[0].n).toBe(loadMigrations().length);
     } finally {
       await Promise.all(pools.map((p) => p.end()));
@@ -73,7 +83,10 @@ describe("migrator", () => {
     const s = schema("tl_mig_new");
     const dir = copyMigrations();
     const next = String(readdirSync(dir).length + 1).padStart(4, "0");
-    writeFileSync(join(dir, `${next}_from_the_future.sql`), "CREATE TABLE :SCHEMA.future (id int);\n");
+    writeFileSync(
+      join(dir, `${next}_from_the_future.sql`),
+      "CREATE TABLE :SCHEMA.future (id int);\n",
+    );
     await migrate(admin, { schema: s, migrations: loadMigrations(dir) });
     const err = await migrate(admin, { schema: s }).catch((e: unknown) => e);
     expect(isThreadlineError(err, "SCHEMA_TOO_NEW")).toBe(true);
@@ -84,10 +97,17 @@ describe("migrator", () => {
     const s = schema("tl_mig_fail");
     const dir = copyMigrations();
     const next = String(readdirSync(dir).length + 1).padStart(4, "0");
-    writeFileSync(join(dir, `${next}_broken.sql`), "CREATE TABLE :SCHEMA.broken (id int);\nSELECT 1/0;\n");
-    const err = await migrate(admin, { schema: s, migrations: loadMigrations(dir) }).catch((e: unknown) => e);
+    writeFileSync(
+      join(dir, `${next}_broken.sql`),
+      "CREATE TABLE :SCHEMA.broken (id int);\nSELECT 1/0;\n",
+    );
+    const err = await migrate(admin, { schema: s, migrations: loadMigrations(dir) }).catch(
+      (e: unknown) => e,
+    );
     expect(isThreadlineError(err)).toBe(true);
-    const { rows } = await admin.query(`SELECT max(version)::int AS v FROM "${s}".threadline_migrations`);
+    const { rows } = await admin.query(
+      `SELECT max(version)::int AS v FROM "${s}".threadline_migrations`,
+    );
     expect(rows[0].v).toBe(loadMigrations().length);
     const { rows: t } = await admin.query("SELECT to_regclass($1) AS t", [`${s}.broken`]);
     expect(t[0].t).toBeNull();

@@ -2,7 +2,13 @@ import { emptyCheckpoint, uuid6 } from "@langchain/langgraph-checkpoint";
 import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
 import { createPool } from "../../../src/db/pool.js";
 import { isThreadlineError } from "../../../src/errors.js";
-import { TEST_DATABASE_URL, dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
+import {
+  TEST_DATABASE_URL,
+  dropSchema,
+  requirePostgres,
+  testPool,
+  uniqueSchema,
+} from "../../helpers/db.js";
 
 const admin = testPool(2);
 const schema = uniqueSchema("tl_robust");
@@ -28,8 +34,15 @@ function checkpoint(values: Record<string, unknown> = {}) {
 describe("PostgresCheckpointer robustness", () => {
   it("survives pg_terminate_backend of its pooled connections under load: the process keeps running and the next calls succeed", async () => {
     const appName = `tl_robust_${process.pid}`;
-    const pool = createPool({ connectionString: TEST_DATABASE_URL, applicationName: appName, max: 6 });
-    const saver = new PostgresCheckpointer(pool, { schema, retry: { attempts: 6, baseDelayMs: 20 } });
+    const pool = createPool({
+      connectionString: TEST_DATABASE_URL,
+      applicationName: appName,
+      max: 6,
+    });
+    const saver = new PostgresCheckpointer(pool, {
+      schema,
+      retry: { attempts: 6, baseDelayMs: 20 },
+    });
     try {
       let failures = 0;
       let done = 0;
@@ -38,7 +51,12 @@ describe("PostgresCheckpointer robustness", () => {
         while (Date.now() < stopAt) {
           try {
             const cp = checkpoint({ messages: [`m${done}`] });
-            const cfg = await saver.put({ configurable: { thread_id: `load-${w}` } }, cp, meta, cp.channel_versions);
+            const cfg = await saver.put(
+              { configurable: { thread_id: `load-${w}` } },
+              cp,
+              meta,
+              cp.channel_versions,
+            );
             await saver.putWrites(cfg, [["messages", "x"]], "task");
             await saver.getTuple(cfg);
             done++;
@@ -70,11 +88,18 @@ describe("PostgresCheckpointer robustness", () => {
 
   it("an idle pooled connection terminated by the server does not crash the process", async () => {
     const appName = `tl_idle_${process.pid}`;
-    const pool = createPool({ connectionString: TEST_DATABASE_URL, applicationName: appName, max: 2 });
+    const pool = createPool({
+      connectionString: TEST_DATABASE_URL,
+      applicationName: appName,
+      max: 2,
+    });
     const saver = new PostgresCheckpointer(pool, { schema });
     try {
       await saver.getTuple({ configurable: { thread_id: "nobody" } });
-      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [appName]);
+      await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        [appName],
+      );
       await new Promise((r) => setTimeout(r, 100));
       expect(await saver.getTuple({ configurable: { thread_id: "nobody" } })).toBeUndefined();
     } finally {
@@ -82,38 +107,53 @@ describe("PostgresCheckpointer robustness", () => {
     }
   });
 
-  it.each([`a"; DROP TABLE x; --`, "Public", "1abc", "", "a".repeat(64), "sp ace", "quo'te", "pg_temp\u0000"])(
-    "rejects the invalid schema name %j with INVALID_INPUT",
-    (bad) => {
-      let err: unknown;
-      try {
-        new PostgresCheckpointer(admin, { schema: bad });
-      } catch (e) {
-        err = e;
-      }
-      expect(isThreadlineError(err, "INVALID_INPUT")).toBe(true);
-    },
-  );
+  it.each([
+    `a"; DROP TABLE x; --`,
+    "Public",
+    "1abc",
+    "",
+    "a".repeat(64),
+    "sp ace",
+    "quo'te",
+    "pg_temp\u0000",
+  ])("rejects the invalid schema name %j with INVALID_INPUT", (bad) => {
+    let err: unknown;
+    try {
+      new PostgresCheckpointer(admin, { schema: bad });
+    } catch (e) {
+      err = e;
+    }
+    expect(isThreadlineError(err, "INVALID_INPUT")).toBe(true);
+  });
 
   it("rejects a missing thread_id with INVALID_INPUT and writes nothing", async () => {
     const saver = new PostgresCheckpointer(admin, { schema });
     const cp = checkpoint();
-    await expect(saver.put({ configurable: {} }, cp, meta, {})).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(saver.put({ configurable: {} }, cp, meta, {})).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+    });
     await expect(saver.put({}, cp, meta, {})).rejects.toMatchObject({ code: "INVALID_INPUT" });
-    await expect(saver.putWrites({ configurable: { checkpoint_id: "x" } }, [["a", 1]], "t")).rejects.toMatchObject({
+    await expect(
+      saver.putWrites({ configurable: { checkpoint_id: "x" } }, [["a", 1]], "t"),
+    ).rejects.toMatchObject({
       code: "INVALID_INPUT",
     });
     await expect(
       saver.put({ configurable: { thread_id: { nested: true } } }, cp, meta, {}),
     ).rejects.toMatchObject({ code: "INVALID_INPUT" });
-    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM "${schema}".checkpoints WHERE checkpoint_id = $1`, [cp.id]);
+    const { rows } = await admin.query(
+      `SELECT count(*)::int AS n FROM "${schema}".checkpoints WHERE checkpoint_id = $1`,
+      [cp.id],
+    );
     expect(rows[0].n).toBe(0);
   });
 
   it("returns undefined for unknown thread and checkpoint ids", async () => {
     const saver = new PostgresCheckpointer(admin, { schema });
     expect(await saver.getTuple({ configurable: { thread_id: "missing" } })).toBeUndefined();
-    expect(await saver.getTuple({ configurable: { thread_id: "load-0", checkpoint_id: "no-such-id" } })).toBeUndefined();
+    expect(
+      await saver.getTuple({ configurable: { thread_id: "load-0", checkpoint_id: "no-such-id" } }),
+    ).toBeUndefined();
   });
 
   it("stores metadata containing NUL characters instead of failing (22P05 in the official saver)", async () => {
@@ -139,7 +179,9 @@ describe("PostgresCheckpointer robustness", () => {
 
   it("continues a thread whose channel versions are Python-style strings", () => {
     const saver = new PostgresCheckpointer(admin, { schema });
-    expect(saver.getNextVersion("00000000000000000000000000000003.0.123" as unknown as number)).toBe(4);
+    expect(
+      saver.getNextVersion("00000000000000000000000000000003.0.123" as unknown as number),
+    ).toBe(4);
     expect(saver.getNextVersion(undefined)).toBe(1);
     expect(saver.getNextVersion(7)).toBe(8);
   });

@@ -38,7 +38,11 @@ describe("loadConfig", () => {
   it("applies env overrides with precedence defaults < file < env < flags", () => {
     const path = file("cleanup:\n  ttl: 3d\nserver:\n  port: 9000\n");
     const config = loadConfig(path, {
-      env: { THREADLINE_CLEANUP_TTL: "12h", DATABASE_URL: "postgres://u@h/db", THREADLINE_API_KEYS: "k".repeat(16) + ",  " + "z".repeat(20) },
+      env: {
+        THREADLINE_CLEANUP_TTL: "12h",
+        DATABASE_URL: "postgres://u@h/db",
+        THREADLINE_API_KEYS: "k".repeat(16) + ",  " + "z".repeat(20),
+      },
       overrides: { server: { port: 9100 } },
     });
     expect(config.cleanup.ttl).toBe(12 * 3_600_000);
@@ -48,7 +52,9 @@ describe("loadConfig", () => {
   });
 
   it("interpolates ${VAR} and ${VAR:-default}", () => {
-    const path = file("database:\n  schema: ${TL_SCHEMA}\n  applicationName: ${TL_APP:-fallback_app}\n");
+    const path = file(
+      "database:\n  schema: ${TL_SCHEMA}\n  applicationName: ${TL_APP:-fallback_app}\n",
+    );
     const config = loadConfig(path, { env: { TL_SCHEMA: "tenant_a" } });
     expect(config.database.schema).toBe("tenant_a");
     expect(config.database.applicationName).toBe("fallback_app");
@@ -75,7 +81,9 @@ describe("loadConfig", () => {
     expect(found.join("\n")).toMatch(/database\.pool\.size/);
     expect(found.join("\n")).toMatch(/cleanup\.ttl: expected a duration like "7d"/);
     expect(found.join("\n")).toMatch(/unknown key\(s\) "unknownKey"/);
-    expect(found.join("\n")).toMatch(/auth\.apiKeys: secrets must not be written in the config file/);
+    expect(found.join("\n")).toMatch(
+      /auth\.apiKeys: secrets must not be written in the config file/,
+    );
     expect(found.join("\n")).toMatch(/MISSING_KEY is not set/);
     expect(found.length).toBeGreaterThanOrEqual(6);
   });
@@ -104,5 +112,7 @@ describe("parseDuration", () => {
     ["45s", 45_000],
     ["250ms", 250],
   ])("parses %s", (text, ms) => expect(parseDuration(text)).toBe(ms));
-  it.each(["7x", "-1d", "0s", "", "d", "1.5.5h", "10"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
+  it.each(["7x", "-1d", "0s", "", "d", "1.5.5h", "10"])("rejects %j", (text) =>
+    expect(parseDuration(text)).toBeUndefined(),
+  );
 });

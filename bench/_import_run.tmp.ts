@@ -1,0 +1,11 @@
+import pg from "pg";
+import { benchImport } from "./import.js";
+const pool = new pg.Pool({ connectionString: "postgres://postgres@127.0.0.1:5432/test", max: 6 });
+const schema = "bench_imp_" + Date.now();
+const quick = process.argv.includes("--quick");
+const t0=Date.now();
+const r = await benchImport({ pool, schema, redisUrl: "redis://127.0.0.1:6379/9", quick });
+const { summary, ...rest } = r;
+console.log(JSON.stringify(rest), JSON.stringify({ invalid: summary.invalid, formats: summary.formats, keysScanned: summary.keysScanned }));
+await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+await pool.end();
