@@ -12,6 +12,9 @@ const SOCKET_CODES = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "ENETDOWN",
+  "EADDRNOTAVAIL",
+  "ENOTCONN",
+  "ESHUTDOWN",
 ]);
 
 /** Messages node-postgres uses for connection failures that carry no code. */
@@ -23,6 +26,13 @@ const CONNECTION_MESSAGES = [
   "Client was closed and is not queryable",
   "Connection terminated unexpectedly",
   "terminating connection",
+  // Client-side query_timeout (see createPool): the server did not answer at all, which after
+  // statement_timeout has had its chance means the network or the server is gone.
+  "Query read timeout",
+  "server closed the connection unexpectedly",
+  "the database system is starting up",
+  "the database system is shutting down",
+  "the database system is in recovery mode",
 ];
 
 /**
@@ -37,6 +47,8 @@ export function codeForSqlState(sqlState: string | undefined): ErrorCode {
     case "57P01": // admin_shutdown (pg_terminate_backend)
     case "57P02": // crash_shutdown
     case "57P03": // cannot_connect_now (starting up / recovery)
+    case "57P05": // idle_session_timeout: the server closed an idle session; a new one works
+    case "25P03": // idle_in_transaction_session_timeout: the session is gone, a new one works
     case "53300": // too_many_connections
     case "53400": // configuration_limit_exceeded
     case "58000": // system_error
@@ -58,7 +70,8 @@ export function codeForSqlState(sqlState: string | undefined): ErrorCode {
       return "INVALID_INPUT";
   }
   if (cls === "08") return "DB_UNAVAILABLE"; // connection_exception
-  if (cls === "28") return "DB_UNAVAILABLE"; // invalid_authorization (treated as unreachable)
+  // Class 28 (invalid authorization) is a configuration problem, not an outage: it must fail
+  // loudly rather than send the fallback into memory mode.
   return "DB_ERROR";
 }
 

@@ -16,8 +16,21 @@ export interface PoolOptions {
   connectTimeoutMs?: number;
   /** Server-side `statement_timeout` in ms. Default 30 000; 0 = none. */
   statementTimeoutMs?: number;
-  /** TCP keepalive on every connection. Default true. */
+  /**
+   * TCP keepalive on every connection. Default true: an idle connection whose peer vanished
+   * (failover, NAT timeout, cable) is detected and dropped by the pool instead of failing the
+   * next query that borrows it.
+   */
   keepAlive?: boolean;
+  /** Idle time before the first keepalive probe, in ms. Default 10 000. */
+  keepAliveInitialDelayMs?: number;
+  /**
+   * Client-side limit on one query, in ms; 0 (default) = none. Unlike `statement_timeout`, which
+   * the server enforces, this also fires when the network drops packets silently. It applies to
+   * every statement of the pool, migrations and cleanup included (pg cannot turn it off per
+   * query), so give it a value above the longest statement or use it on a dedicated pool.
+   */
+  queryTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -34,6 +47,11 @@ export interface PoolStats {
  * terminated (pg_terminate_backend, failover, network cut) emits `error` on the pool, and a pool
  * without a listener turns that into an uncaught exception. The listener only logs; the next
  * query gets a fresh connection.
+ *
+ * Sizing follows the config's `database.pool`: `max = size + maxOverflow` (pg has no separate
+ * overflow, so overflow connections are simply the ones `idleTimeout` closes again), `recycle`
+ * becomes `maxLifetimeSeconds`. pg has no pre-ping; its equivalent here is retry-on-first-use
+ * (`withRetry`) plus TCP keepalive, see retry.ts.
  */
 export function createPool(options: PoolOptions): pg.Pool {
   const logger = options.logger ?? silentLogger;
@@ -44,8 +62,11 @@ export function createPool(options: PoolOptions): pg.Pool {
     idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
     keepAlive: options.keepAlive ?? true,
-    keepAliveInitialDelayMillis: 10_000,
+    keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs ?? 10_000,
   };
+  if (options.queryTimeoutMs !== undefined && options.queryTimeoutMs > 0) {
+    config.query_timeout = options.queryTimeoutMs;
+  }
   const recycleMs = options.recycleMs ?? 1_800_000;
   if (recycleMs > 0) config.maxLifetimeSeconds = Math.max(1, Math.round(recycleMs / 1000));
   const statementTimeout = options.statementTimeoutMs ?? 30_000;
@@ -57,7 +78,10 @@ export function createPool(options: PoolOptions): pg.Pool {
 export function attachPoolErrorHandler(pool: pg.Pool, logger: Logger = silentLogger): pg.Pool {
   if (!(pool as PoolWithMarker)[HANDLED]) {
     pool.on("error", (err: Error & { code?: string }) => {
-      logger.warn({ err: { message: err.message, code: err.code } }, "idle database connection lost");
+      logger.warn(
+        { err: { message: err.message, code: err.code } },
+        "idle database connection lost",
+      );
     });
     (pool as PoolWithMarker)[HANDLED] = true;
   }
