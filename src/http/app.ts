@@ -1,0 +1,212 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import { rateLimit, ipKeyGenerator } from "express-rate-limit";
+import helmet from "helmet";
+import type pino from "pino";
+import { pinoHttp } from "pino-http";
+import { Registry } from "prom-client";
+import { buildChatGraph } from "../agent/graph.js";
+import type { ThreadlineConfig } from "../config/schema.js";
+import type { Database } from "../db/database.js";
+import { ThreadlineError } from "../errors.js";
+import { silentLogger, type Logger } from "../logger.js";
+import { createApiKeyAuth, identify, principalOf, requireApiKey } from "./auth.js";
+import { chatRoutes, type ServiceState } from "./chat.js";
+import { errorMiddleware } from "./errors.js";
+import { healthRoutes, type FallbackStatus } from "./health.js";
+import { InstrumentedCheckpointer, registerServiceMetrics } from "./metrics.js";
+import { ThreadOwners } from "./owners.js";
+
+/** Everything the HTTP service depends on; passed in so tests and embedders choose each part. */
+export interface AppDeps {
+  /** Where threads live: PostgresCheckpointer, FallbackCheckpointer, or any LangGraph saver. */
+  checkpointer: BaseCheckpointSaver;
+  /** The chat model (see `createChatModel`); the offline model needs no network. */
+  model: BaseChatModel;
+  /** Validated configuration: `server`, `auth` and `database.schema` are read. */
+  config: ThreadlineConfig;
+  /**
+   * Logger; a pino logger also gets per-request logs (pino-http, without bodies, query strings
+   * or auth headers). Default: silent.
+   */
+  logger?: Logger | pino.Logger;
+  /** The open database: `/health/*` pings it and reports its pool; required with API keys. */
+  db?: Database;
+  /** The fallback checkpointer's status; when set, a Postgres outage keeps the service ready. */
+  fallbackStatus?: () => FallbackStatus;
+  /** Prometheus registry for `/metrics`. Default: a new registry. */
+  registry?: Registry;
+}
+
+/** Lifecycle controls for graceful shutdown. */
+export interface ServiceControl {
+  /** True once {@link drain} was called. */
+  readonly draining: boolean;
+  /** Readiness turns 503 and new chats are refused with 503; running streams continue. */
+  drain(): void;
+  /** Chat streams in flight. */
+  activeStreams(): number;
+  /** Resolves true when every stream has ended, false if `timeoutMs` passed first. */
+  waitForStreams(timeoutMs: number): Promise<boolean>;
+  /** Cancels every running stream (each ends with an `error` chunk) and waits for them. */
+  abortStreams(): Promise<void>;
+}
+
+/** The Express app, with `threadline` lifecycle controls attached. */
+export type ThreadlineApp = Express & { threadline: ServiceControl };
+
+function isPino(logger: Logger | pino.Logger): logger is pino.Logger {
+  return typeof (logger as pino.Logger).child === "function" && "levels" in logger;
+}
+
+/** A request id from a caller's proxy is kept only when it is short and harmless. */
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Builds the Threadline HTTP service: `POST /api/chat` (AI SDK UI message stream v1),
+ * `GET /api/chat/:id/messages`, `DELETE /api/chat/:id`, `/health/live|ready|db`, `/metrics`.
+ * The caller owns the listener and the lifecycle (`app.threadline.drain()` on shutdown).
+ *
+ * @throws ThreadlineError CONFIG_INVALID when API keys are configured but no database is given
+ *   (thread ownership is stored in Postgres).
+ */
+export function createApp(deps: AppDeps): ThreadlineApp {
+  const { config, db, fallbackStatus } = deps;
+  const logger = deps.logger ?? silentLogger;
+  const registry = deps.registry ?? new Registry();
+  const auth = createApiKeyAuth(config.auth.apiKeys);
+  if (auth.enabled && !db) {
+    throw new ThreadlineError(
+      "CONFIG_INVALID",
+      "API keys are configured but createApp got no database to record thread owners in",
+    );
+  }
+  const metrics = registerServiceMetrics(registry, {
+    ...(db ? { poolStats: () => db.stats() } : {}),
+    ...(fallbackStatus ? { fallbackStatus } : {}),
+  });
+  const checkpointer = new InstrumentedCheckpointer(deps.checkpointer, metrics);
+  const graph = buildChatGraph({ checkpointer, model: deps.model });
+  const owners =
+    auth.enabled && db ? new ThreadOwners(db.pool, { schema: config.database.schema }) : undefined;
+  const state: ServiceState = { draining: false, streams: new Set() };
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", config.server.trustProxy);
+  app.use(helmet());
+
+  if (isPino(logger)) {
+    app.use(
+      pinoHttp({
+        logger,
+        genReqId: (req: IncomingMessage, res: ServerResponse) => {
+          const given = req.headers["x-request-id"];
+          const id = typeof given === "string" && REQUEST_ID_RE.test(given) ? given : randomUUID();
+          res.setHeader("x-request-id", id);
+          return id;
+        },
+        // Probes and scrapes would drown the log; their failures show in metrics instead.
+        autoLogging: { ignore: (req) => /^\/(health|metrics)/.test(req.url ?? "") },
+        serializers: {
+          // Only what operators need: no headers (Authorization), no query, no body.
+          req: (req: { id?: unknown; method?: string; url?: string }) => ({
+            id: req.id,
+            method: req.method,
+            path: (req.url ?? "").split("?")[0],
+          }),
+          res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+        },
+        customProps: (_req, res) => {
+          const principal = principalOf((res as unknown as Response).locals ?? {});
+          return principal ? { keyId: principal.keyId } : {};
+        },
+      }),
+    );
+  }
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const end = metrics.httpDuration.startTimer();
+    res.once("close", () => {
+      const route = req.route
+        ? `${req.baseUrl}${(req.route as { path: string }).path}`
+        : "unmatched";
+      const labels = { method: req.method, route, status: String(res.statusCode) };
+      end(labels);
+      metrics.httpRequests.inc(labels);
+    });
+    if (state.draining) res.setHeader("connection", "close");
+    next();
+  });
+
+  app.use(
+    "/health",
+    healthRoutes({ ...(db ? { db } : {}), ...(fallbackStatus ? { fallbackStatus } : {}), state }),
+  );
+  app.get("/metrics", async (_req, res) => {
+    res.setHeader("content-type", registry.contentType);
+    res.send(await registry.metrics());
+  });
+
+  const limiter = rateLimit({
+    windowMs: config.server.rateLimit.window,
+    limit: config.server.rateLimit.max,
+    standardHeaders: "draft-8",
+    legacyHeaders: false,
+    // Per key when the caller has one, per client address otherwise (IPv6 grouped by /56).
+    keyGenerator: (req, res) => {
+      const principal = principalOf(res.locals);
+      return principal ? `key:${principal.keyId}` : `ip:${ipKeyGenerator(req.ip ?? "unknown")}`;
+    },
+    handler: (_req, _res, next) => {
+      next(new ThreadlineError("RATE_LIMITED", "too many requests; slow down and retry later"));
+    },
+    // Its startup checks print with console.error; the settings they check are ours to choose.
+    validate: false,
+  });
+
+  app.use(
+    "/api",
+    identify(auth),
+    limiter,
+    requireApiKey(auth),
+    express.json({ limit: config.server.bodyLimit }),
+    chatRoutes({ graph, checkpointer, ...(owners ? { owners } : {}), state, metrics, logger }),
+  );
+
+  app.use((_req: Request, _res: Response, next: NextFunction) => {
+    next(new ThreadlineError("NOT_FOUND", "no such route"));
+  });
+  app.use(errorMiddleware(logger));
+
+  const control: ServiceControl = {
+    get draining() {
+      return state.draining;
+    },
+    drain() {
+      state.draining = true;
+    },
+    activeStreams: () => state.streams.size,
+    async waitForStreams(timeoutMs) {
+      const all = Promise.all([...state.streams].map((s) => s.done)).then(() => true);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      try {
+        return await Promise.race([all, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async abortStreams() {
+      const streams = [...state.streams];
+      for (const s of streams) s.abort();
+      await Promise.all(streams.map((s) => s.done));
+    },
+  };
+  return Object.assign(app, { threadline: control });
+}

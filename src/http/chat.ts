@@ -1,0 +1,300 @@
+import { randomUUID } from "node:crypto";
+import {
+  HumanMessage,
+  RemoveMessage,
+  AIMessageChunk,
+  type BaseMessage,
+} from "@langchain/core/messages";
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import type { UIMessage } from "ai";
+import { Router, type Request, type Response } from "express";
+import type { z } from "zod";
+import { MODEL_NODE, type ChatGraph } from "../agent/graph.js";
+import { messageText } from "../agent/messages.js";
+import { ThreadlineError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { principalOf } from "./auth.js";
+import { describeError, toHttpError } from "./errors.js";
+import type { ServiceMetrics } from "./metrics.js";
+import type { ThreadOwners } from "./owners.js";
+import {
+  chatRequestSchema,
+  describeZodError,
+  threadIdSchema,
+  toChatRequest,
+  uiMessageText,
+  type ChatRequest,
+} from "./schemas.js";
+import { UIMessageStreamResponse } from "./sse.js";
+
+/** A chat stream in flight, as the shutdown logic sees it. */
+export interface ActiveStream {
+  /** Cancels the graph run; the stream then ends with an `error` chunk. */
+  abort(): void;
+  /** Settles when the response has ended. */
+  readonly done: Promise<void>;
+}
+
+/** Shared state between the routes and the service's lifecycle (drain, shutdown). */
+export interface ServiceState {
+  draining: boolean;
+  readonly streams: Set<ActiveStream>;
+}
+
+/** What the chat routes need. */
+export interface ChatRoutesDeps {
+  graph: ChatGraph;
+  /** The graph's checkpointer, for deleting threads. */
+  checkpointer: BaseCheckpointSaver;
+  /** Present when API keys are configured: threads then belong to the key that created them. */
+  owners?: ThreadOwners;
+  state: ServiceState;
+  metrics: ServiceMetrics;
+  logger: Logger;
+}
+
+type Outcome = "completed" | "error" | "client_aborted" | "shutdown_aborted";
+
+/** Validates with zod and turns a failure into a 400 that names the fields, not their values. */
+function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new ThreadlineError(
+      "INVALID_INPUT",
+      `invalid request: ${describeZodError(result.error)}`,
+    );
+  }
+  return result.data;
+}
+
+const notFound = () => new ThreadlineError("NOT_FOUND", "chat not found");
+
+/** The message list of a thread's latest state (empty for a new thread). */
+function stateMessages(values: unknown): BaseMessage[] {
+  const messages = (values as { messages?: unknown } | undefined)?.messages;
+  return Array.isArray(messages) ? (messages as BaseMessage[]) : [];
+}
+
+/**
+ * LangChain messages -> AI SDK `UIMessage`s for reloading a chat. Messages written without an id
+ * (by other agents or imported) get a stable positional one.
+ */
+export function toUIMessages(messages: readonly BaseMessage[]): UIMessage[] {
+  const out: UIMessage[] = [];
+  messages.forEach((message, index) => {
+    const type = message.getType();
+    const role =
+      type === "human"
+        ? "user"
+        : type === "ai"
+          ? "assistant"
+          : type === "system"
+            ? "system"
+            : undefined;
+    if (role === undefined) return; // tool messages have no UI counterpart in a text chat
+    out.push({
+      id: message.id ?? `msg-${index}`,
+      role,
+      parts: [{ type: "text", text: messageText(message) }],
+    });
+  });
+  return out;
+}
+
+/**
+ * The graph input for one new user message. Usually just the message; when its id is already in
+ * the thread (AI SDK `regenerate()`, or editing an earlier message), the history from that message
+ * on is replaced, as the client's view of the chat is.
+ */
+function turnInput(history: readonly BaseMessage[], request: ChatRequest): BaseMessage[] {
+  const { message } = request;
+  if (message.role !== "user") {
+    throw new ThreadlineError("INVALID_INPUT", 'the new message must have role "user"');
+  }
+  const text = uiMessageText(message);
+  if (text.trim() === "") {
+    throw new ThreadlineError("INVALID_INPUT", "the new message has no text part");
+  }
+  const human = new HumanMessage({ id: message.id, content: text });
+  const at = history.findIndex((m) => m.id === message.id);
+  if (at === -1) return [human];
+  if (history[at]!.getType() !== "human") {
+    throw new ThreadlineError("INVALID_INPUT", "the message id belongs to an assistant message");
+  }
+  const removed = history
+    .slice(at + 1)
+    .flatMap((m) => (m.id ? [new RemoveMessage({ id: m.id })] : []));
+  return [...removed, human];
+}
+
+/**
+ * Serializes turns per thread within this process: a second message sent while a reply streams
+ * waits for it, instead of both runs reading the same checkpoint and one overwriting the other.
+ */
+class ThreadLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async acquire(threadId: string): Promise<() => void> {
+    const previous = this.tails.get(threadId) ?? Promise.resolve();
+    let release!: () => void;
+    const current = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => current);
+    this.tails.set(threadId, tail);
+    await previous;
+    return () => {
+      release();
+      if (this.tails.get(threadId) === tail) this.tails.delete(threadId);
+    };
+  }
+}
+
+/** `POST /api/chat`, `GET /api/chat/:id/messages`, `DELETE /api/chat/:id`. */
+export function chatRoutes(deps: ChatRoutesDeps): Router {
+  const { graph, checkpointer, owners, state, metrics, logger } = deps;
+  const locks = new ThreadLocks();
+  const router = Router();
+
+  /** Checks that the caller may see `threadId`: 404 (not 403) so ids of others stay unknown. */
+  async function authorize(res: Response, threadId: string, claim: boolean): Promise<void> {
+    const principal = principalOf(res.locals);
+    if (!owners || !principal) return;
+    const allowed = claim
+      ? await owners.claim(threadId, principal.keyHash)
+      : await owners.isOwner(threadId, principal.keyHash);
+    if (!allowed) throw notFound();
+  }
+
+  router.post("/chat", async (req: Request, res: Response) => {
+    const started = process.hrtime.bigint();
+    if (state.draining) throw new ThreadlineError("SHUTTING_DOWN", "the service is shutting down");
+    const request = toChatRequest(parse(chatRequestSchema, req.body));
+    const { threadId } = request;
+    await authorize(res, threadId, true);
+
+    const release = await locks.acquire(threadId);
+    try {
+      const config = { configurable: { thread_id: threadId } };
+      const snapshot = await graph.getState(config);
+      const input = turnInput(stateMessages(snapshot.values), request);
+      await streamTurn(req, res, threadId, input, started);
+    } finally {
+      release();
+    }
+  });
+
+  async function streamTurn(
+    req: Request,
+    res: Response,
+    threadId: string,
+    input: BaseMessage[],
+    started: bigint,
+  ): Promise<void> {
+    const controller = new AbortController();
+    const run: { outcome: Outcome } = { outcome: "completed" };
+    let resolveDone!: () => void;
+    const active: ActiveStream = {
+      abort: () => {
+        if (run.outcome === "completed") run.outcome = "shutdown_aborted";
+        controller.abort(new ThreadlineError("SHUTTING_DOWN", "the service is shutting down"));
+      },
+      done: new Promise<void>((resolve) => (resolveDone = resolve)),
+    };
+    state.streams.add(active);
+    metrics.activeStreams.inc();
+    const stream = new UIMessageStreamResponse(res);
+    res.once("close", () => {
+      // The client went away before the reply ended (tab closed, `stop()`): cancel the run.
+      if (!res.writableFinished) {
+        if (run.outcome === "completed") run.outcome = "client_aborted";
+        controller.abort(new Error("client disconnected"));
+      }
+    });
+
+    const messageId = randomUUID();
+    const textId = `text-${messageId}`;
+    let textOpen = false;
+    let streamedChunks = false;
+    try {
+      await stream.send({ type: "start", messageId });
+      const events = await graph.stream(
+        { messages: input },
+        {
+          configurable: { thread_id: threadId, assistantMessageId: messageId },
+          streamMode: "messages",
+          signal: controller.signal,
+        },
+      );
+      for await (const [message, metadata] of events) {
+        if ((metadata as { langgraph_node?: unknown }).langgraph_node !== MODEL_NODE) continue;
+        // Tokens arrive as chunks; the node's final message repeats them, unless the model did
+        // not stream at all, in which case it is the whole reply.
+        const isChunk = AIMessageChunk.isInstance(message);
+        if (!isChunk && streamedChunks) continue;
+        if (isChunk) streamedChunks = true;
+        const delta = messageText(message);
+        if (delta === "") continue;
+        if (!textOpen) {
+          await stream.send({ type: "text-start", id: textId });
+          textOpen = true;
+        }
+        await stream.send({ type: "text-delta", id: textId, delta });
+      }
+      if (textOpen) await stream.send({ type: "text-end", id: textId });
+      await stream.send({ type: "finish", finishReason: "stop" });
+    } catch (err) {
+      if (run.outcome === "completed") run.outcome = "error";
+      if (run.outcome === "error") {
+        logger.error({ err: describeError(err), threadId }, "chat turn failed");
+      } else {
+        logger.info({ threadId, reason: run.outcome }, "chat turn cancelled");
+      }
+      if (run.outcome !== "client_aborted") {
+        const errorText =
+          run.outcome === "shutdown_aborted"
+            ? "the service is shutting down; retry"
+            : toHttpError(err).body.error.message;
+        await stream.send({ type: "error", errorText });
+      }
+    } finally {
+      stream.end();
+      state.streams.delete(active);
+      metrics.activeStreams.dec();
+      metrics.chatTurns.inc({ outcome: run.outcome });
+      metrics.chatTurnDuration.observe(
+        { outcome: run.outcome },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+      resolveDone();
+      void req;
+    }
+  }
+
+  router.get("/chat/:id/messages", async (req: Request, res: Response) => {
+    const threadId = parse(threadIdSchema, req.params.id);
+    await authorize(res, threadId, false);
+    const snapshot = await graph.getState({ configurable: { thread_id: threadId } });
+    if (snapshot.createdAt === undefined) throw notFound();
+    res.json({ id: threadId, messages: toUIMessages(stateMessages(snapshot.values)) });
+  });
+
+  router.delete("/chat/:id", async (req: Request, res: Response) => {
+    const threadId = parse(threadIdSchema, req.params.id);
+    const principal = principalOf(res.locals);
+    if (owners && principal) {
+      const owner = await owners.ownerOf(threadId);
+      // Deleting an unknown id is a no-op (204); another key's thread stays invisible (404).
+      if (owner !== undefined && !(await owners.isOwner(threadId, principal.keyHash)))
+        throw notFound();
+    }
+    const release = await locks.acquire(threadId);
+    try {
+      await checkpointer.deleteThread(threadId);
+      if (owners) await owners.release(threadId);
+    } finally {
+      release();
+    }
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,197 @@
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import type pino from "pino";
+import { createChatModel } from "../agent/models.js";
+import { FallbackCheckpointer, registerFallbackMetrics } from "../checkpoint/index.js";
+import { PostgresCheckpointer } from "../checkpoint/postgres.js";
+import { startCleanupSchedule, type CleanupSchedule } from "../cleanup/index.js";
+import type { ThreadlineConfig } from "../config/schema.js";
+import { openDatabase, type Database } from "../db/database.js";
+import { isConnectionError } from "../db/errors.js";
+import { migrate } from "../db/migrator.js";
+import { silentLogger, type Logger } from "../logger.js";
+import { createApp, type ThreadlineApp } from "./app.js";
+import { describeError } from "./errors.js";
+
+/** Options of {@link startService}. */
+export interface StartServiceOptions {
+  logger?: Logger | pino.Logger;
+  /** Registry for `/metrics`; default a new one with Node's default metrics. */
+  registry?: Registry;
+  /** Run the TTL cleanup schedule (when `cleanup.enabled`). Default true. */
+  cleanup?: boolean;
+}
+
+/** A running service. */
+export interface RunningService {
+  app: ThreadlineApp;
+  server: Server;
+  db: Database;
+  /** `http://host:port` the service listens on. */
+  url: string;
+  /**
+   * Graceful shutdown, idempotent: readiness 503 and new chats refused, running streams get up
+   * to `server.shutdownTimeout` to finish and are then cancelled, the listener closes, the
+   * cleanup schedule stops, pending fallback writes are flushed if Postgres answers, pools close.
+   */
+  shutdown(reason?: string): Promise<void>;
+}
+
+/**
+ * Starts the whole service the way `threadline serve` does: database (DATABASE_URL or the
+ * embedded store), migrations, PostgresCheckpointer (behind the FallbackCheckpointer when
+ * `fallback.enabled`), model, cleanup schedule, HTTP listener on `server.host:server.port`.
+ */
+export async function startService(
+  config: ThreadlineConfig,
+  options: StartServiceOptions = {},
+): Promise<RunningService> {
+  const logger = options.logger ?? silentLogger;
+  const registry = options.registry ?? new Registry();
+  if (!options.registry) collectDefaultMetrics({ register: registry });
+  const schema = config.database.schema;
+
+  const { model, info } = createChatModel(config.model);
+  const db = await openDatabase(config, logger);
+  let cleanup: CleanupSchedule | undefined;
+  let fallback: FallbackCheckpointer | undefined;
+  try {
+    try {
+      const migrated = await migrate(db.pool, { schema, logger });
+      logger.info({ schema, applied: migrated.applied.length }, "database schema up to date");
+    } catch (err) {
+      // With the fallback on, an unreachable Postgres at start is an outage like any other:
+      // serve from memory now, install the schema and replay when it answers.
+      if (!config.fallback.enabled || !isConnectionError(err)) throw err;
+      logger.warn(
+        { err: { message: (err as Error).message } },
+        "Postgres unreachable at start: serving from the in-memory fallback until it answers",
+      );
+    }
+
+    const primary = new PostgresCheckpointer(db.pool, {
+      schema,
+      storage: config.checkpoint.storage,
+      preparedStatements: config.database.preparedStatements,
+      retry: {
+        attempts: config.database.retry.attempts,
+        baseDelayMs: config.database.retry.baseDelay,
+        maxDelayMs: config.database.retry.maxDelay,
+      },
+      logger,
+    });
+    if (config.fallback.enabled) {
+      fallback = new FallbackCheckpointer(primary, {
+        maxPendingEntries: config.fallback.maxPendingEntries,
+        maxPendingBytes: config.fallback.maxPendingBytes,
+        probeIntervalMs: config.fallback.probeInterval,
+        probeMaxIntervalMs: config.fallback.probeMaxInterval,
+        operationTimeoutMs: config.fallback.operationTimeout,
+        cacheMaxThreads: config.fallback.cacheMaxThreads,
+        cacheMaxBytes: config.fallback.cacheMaxBytes,
+        setup: () => primary.setup(),
+        logger,
+      });
+      await fallback.start();
+      registerFallbackMetrics(registry, fallback);
+    }
+    if (options.cleanup !== false && config.cleanup.enabled) {
+      cleanup = startCleanupSchedule({
+        pool: db.pool,
+        schema,
+        cleanup: config.cleanup,
+        history: config.history,
+        logger,
+        registry,
+      });
+    }
+
+    const fb = fallback;
+    const app = createApp({
+      checkpointer: fb ?? primary,
+      model,
+      config,
+      logger,
+      db,
+      registry,
+      ...(fb ? { fallbackStatus: () => fb.status() } : {}),
+    });
+    const server = createServer(app);
+    // Replies can stream for minutes: only the request itself is time-boxed.
+    server.requestTimeout = 60_000;
+    server.listen(config.server.port, config.server.host);
+    await Promise.race([
+      once(server, "listening"),
+      once(server, "error").then(([err]) => Promise.reject(err as Error)),
+    ]);
+    const address = server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    const url = `http://${host === "0.0.0.0" || host === "[::]" ? "127.0.0.1" : host}:${address.port}`;
+    logger.info(
+      {
+        url,
+        database: db.description,
+        databaseKind: db.kind,
+        schema,
+        model: info,
+        fallback: config.fallback.enabled,
+        auth:
+          config.auth.apiKeys.length > 0
+            ? `${config.auth.apiKeys.length} API key(s)`
+            : "open (no API keys)",
+      },
+      `threadline listening on ${url} (${db.kind === "embedded" ? "embedded development database" : "PostgreSQL"})`,
+    );
+
+    let stopping: Promise<void> | undefined;
+    const shutdown = (reason = "shutdown") =>
+      (stopping ??= (async () => {
+        const control = app.threadline;
+        control.drain();
+        logger.info(
+          {
+            reason,
+            activeStreams: control.activeStreams(),
+            timeoutMs: config.server.shutdownTimeout,
+          },
+          "draining: readiness is 503, new chats are refused",
+        );
+        // The listener stays open while streams finish, so probes see 503 rather than refusals.
+        const finished = await control.waitForStreams(config.server.shutdownTimeout);
+        if (!finished) {
+          logger.warn(
+            { activeStreams: control.activeStreams() },
+            "shutdown deadline reached: cancelling streams",
+          );
+          await control.abortStreams();
+        }
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+        await cleanup
+          ?.stop()
+          .catch((err: unknown) =>
+            logger.warn({ err: describeError(err) }, "stopping cleanup failed"),
+          );
+        if (fallback) {
+          const flushed = await fallback.flush().catch(() => false);
+          if (!flushed)
+            logger.warn(
+              { pending: fallback.status().pending },
+              "fallback writes still pending at shutdown",
+            );
+          await fallback.close().catch(() => undefined);
+        }
+        await db.close();
+        logger.info({ reason }, "threadline stopped");
+      })());
+    return { app, server, db, url, shutdown };
+  } catch (err) {
+    await cleanup?.stop().catch(() => undefined);
+    await fallback?.close().catch(() => undefined);
+    await db.close().catch(() => undefined);
+    throw err;
+  }
+}

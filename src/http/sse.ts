@@ -1,0 +1,52 @@
+import { once } from "node:events";
+import type { Response } from "express";
+import { UI_MESSAGE_STREAM_HEADERS, type UIMessageChunk } from "ai";
+
+/** Interval of SSE comment lines that keep proxies from closing a stream waiting on the model. */
+const KEEP_ALIVE_MS = 15_000;
+
+/**
+ * Writes the AI SDK UI message stream (v1) to an Express response: the SDK's own headers
+ * (`x-vercel-ai-ui-message-stream: v1`, no buffering), one `data: {json}` event per chunk and a
+ * final `data: [DONE]`. Written by hand rather than through `pipeUIMessageStreamToResponse` so
+ * that backpressure, client disconnects and shutdown are under the route's control.
+ */
+export class UIMessageStreamResponse {
+  private closed = false;
+  private readonly keepAlive: NodeJS.Timeout;
+
+  constructor(private readonly res: Response) {
+    res.status(200);
+    for (const [name, value] of Object.entries(UI_MESSAGE_STREAM_HEADERS))
+      res.setHeader(name, value);
+    res.flushHeaders();
+    res.once("close", () => {
+      this.closed = true;
+      clearInterval(this.keepAlive);
+    });
+    this.keepAlive = setInterval(() => {
+      if (!this.closed) res.write(": keep-alive\n\n");
+    }, KEEP_ALIVE_MS);
+    this.keepAlive.unref();
+  }
+
+  /** False once the client has gone away; writes are then dropped. */
+  get open(): boolean {
+    return !this.closed && !this.res.writableEnded;
+  }
+
+  /** Sends one chunk, waiting for the socket to drain when the client reads slowly. */
+  async send(chunk: UIMessageChunk): Promise<void> {
+    if (!this.open) return;
+    if (!this.res.write(`data: ${JSON.stringify(chunk)}\n\n`)) {
+      await Promise.race([once(this.res, "drain"), once(this.res, "close")]);
+    }
+  }
+
+  /** Sends `data: [DONE]` and ends the response. */
+  end(): void {
+    clearInterval(this.keepAlive);
+    if (!this.open) return;
+    this.res.end("data: [DONE]\n\n");
+  }
+}

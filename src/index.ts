@@ -1,0 +1,31 @@
+/**
+ * Threadline's public API. Everything else is internal and may change without notice.
+ */
+export {
+  PostgresCheckpointer,
+  FallbackCheckpointer,
+  registerFallbackMetrics,
+  type PostgresCheckpointerOptions,
+  type FromConnStringOptions,
+  type FallbackCheckpointerOptions,
+  type FallbackStatus,
+  type FallbackMode,
+  type FallbackMetrics,
+} from "./checkpoint/index.js";
+export { loadConfig, type LoadConfigOptions, type ThreadlineConfig } from "./config/index.js";
+export { createApp, type AppDeps, type ThreadlineApp, type ServiceControl } from "./http/app.js";
+export { startService, type RunningService, type StartServiceOptions } from "./http/server.js";
+export { createChatModel, OfflineChatModel, buildChatGraph } from "./agent/index.js";
+export {
+  migrate,
+  pendingMigrations,
+  createPool,
+  poolStats,
+  openDatabase,
+  type Database,
+  type MigrationResult,
+  type PoolOptions,
+  type PoolStats,
+} from "./db/index.js";
+export { ThreadlineError, ConfigError, isThreadlineError, ERROR_CODES, type ErrorCode } from "./errors.js";
+export type { Logger } from "./logger.js";
