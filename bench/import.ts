@@ -2,7 +2,11 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type pg from "pg";
 import { importRedis, type ImportSummary } from "../src/importer/index.js";
-import { fixtureCommands, recordConversation, type FixtureFormat } from "../test/integration/importer/fixtures.js";
+import {
+  fixtureCommands,
+  recordConversation,
+  type FixtureFormat,
+} from "../test/integration/importer/fixtures.js";
 
 /** Result of {@link benchImport}. */
 export interface ImportBenchResult {
@@ -10,6 +14,7 @@ export interface ImportBenchResult {
   checkpoints: number;
   /** Checkpoints written per second of the whole run (scan + read + convert + write). */
   checkpointsPerSec: number;
+  threadsPerSec: number;
   keys: number;
   durationMs: number;
   summary: ImportSummary;
@@ -21,9 +26,10 @@ const MIX: FixtureFormat[] = ["python", "js"];
 /**
  * Loads 10 000 threads (1 000 with `quick`) into Redis - each a two-turn tool-calling chat
  * recorded from a real LangGraph run, alternating the Python >= 0.2 and JS >= 1.0.10 layouts,
- * with their whole history (8 checkpoints, blobs, writes) - then imports them with the CLI's
- * defaults (`--history latest`) and reports checkpoints per second end to end. The Redis keys
- * carry a random token and are deleted afterwards; the rows stay in `schema` (the caller's).
+ * with their whole history (8 checkpoints, blobs, writes; ~24 keys, ~20 KB per thread) - then
+ * imports them with `--history full`, so every checkpoint is moved, and reports checkpoints per
+ * second end to end (SCAN, read, convert, write). The Redis keys carry a random token and are
+ * deleted afterwards; the rows stay in `schema` (the caller's to drop).
  */
 export async function benchImport(opts: {
   pool: pg.Pool;
@@ -55,14 +61,15 @@ export async function benchImport(opts: {
       pool: opts.pool,
       schema: opts.schema,
       match: `*${token}*`,
+      history: "full",
       batchSize: 100,
       concurrency: 4,
-      ...(process.env.BENCH_IMPORT_TRACE ? { onProgress: (p: { phase: string; done: number; total: number }) => { if (p.done === p.total || p.done === 0) process.stderr.write(`${Date.now() % 100000} ${p.phase} ${p.done}/${p.total}\n`); } } : {}),
     });
     return {
       threads: summary.threadsImported,
       checkpoints: summary.checkpointsImported,
       checkpointsPerSec: Math.round(summary.checkpointsImported / (summary.durationMs / 1000)),
+      threadsPerSec: Math.round(summary.threadsImported / (summary.durationMs / 1000)),
       keys,
       durationMs: summary.durationMs,
       summary,

@@ -1,0 +1,401 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import {
+  JsonPlusSerializer,
+  type BaseCheckpointSaver,
+  type SerializerProtocol,
+} from "@langchain/langgraph-checkpoint";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { PostgresCheckpointer } from "../checkpoint/index.js";
+import { migrate } from "../db/migrator.js";
+import { ThreadlineError, isThreadlineError } from "../errors.js";
+import { silentLogger, type Logger } from "../logger.js";
+import { planThread, ThreadCollector, type HistoryMode, type ThreadSource } from "./assemble.js";
+import { ADAPTERS } from "./formats/index.js";
+import { parseDoc } from "./formats/common.js";
+import { serializeThread, type ThreadRows } from "./serialize.js";
+import { readRecords, scanKeys } from "./source.js";
+import { formatsFor, type FormatChoice, type RawRecord, type SourceFormat } from "./types.js";
+import { addFlag, type ValueFlags } from "./values.js";
+import { verifyThread, type VerifyMismatch } from "./verify.js";
+import { ImportWriter } from "./writer.js";
+
+/** Options of {@link importRedis}. */
+export interface ImportRedisOptions {
+  /** The source (an ioredis client the caller owns and closes). Only read from. */
+  redis: Redis;
+  /** The target database. */
+  pool: pg.Pool;
+  /** Target schema. Default `public`. */
+  schema?: string;
+  /** `SCAN MATCH` glob for source keys. Default `*`. */
+  match?: string;
+  /** Source formats to read. Default `auto` (detected per key). */
+  format?: FormatChoice;
+  /** `latest` (default): each namespace's latest checkpoint and its pending writes; `full`: all. */
+  history?: HistoryMode;
+  /** `SCAN COUNT` hint. Default 1000. */
+  scanCount?: number;
+  /** Threads per Postgres transaction (also the Redis read pipeline depth is 5x this). Default 100. */
+  batchSize?: number;
+  /** Transactions in flight at once. Default 4 (keep at or under the pool size). */
+  concurrency?: number;
+  /** Decode and convert everything, write nothing (not even migrations or the journal). */
+  dryRun?: boolean;
+  /** After the import, read every imported thread back through the checkpointer and compare. */
+  verify?: boolean;
+  /** JSONL file receiving one line per rejected thread or record. Truncated at start. */
+  rejectsPath?: string;
+  /** Journal label for the source. Default `host:port/db` of the client. */
+  sourceLabel?: string;
+  /** Stops after the batches in flight; the summary says `interrupted`, and a rerun resumes. */
+  signal?: AbortSignal;
+  onProgress?: (progress: ImportProgress) => void;
+  logger?: Logger;
+  /** The serializer the checkpointer reads with. Default `JsonPlusSerializer`. */
+  serde?: SerializerProtocol;
+  /** The saver `verify` reads through. Default `new PostgresCheckpointer(pool, { schema })`. */
+  verifySaver?: BaseCheckpointSaver;
+}
+
+/** Where a run stands, for progress bars and log lines. */
+export interface ImportProgress {
+  phase: "scan" | "read" | "import" | "verify";
+  /** Keys read (read phase) or threads handled (import/verify phases). */
+  done: number;
+  /** Keys to read, or threads found. */
+  total: number;
+  checkpointsImported: number;
+}
+
+/** One rejected thread (or, when its thread cannot be named, one record). */
+export interface RejectEntry {
+  threadId: string | null;
+  key: string;
+  formats: string[];
+  reason: string;
+}
+
+/** The outcome of a run: the INTERFACE.md fields first, details after. */
+export interface ImportSummary {
+  /** Threads that gained at least one checkpoint or write (dry run: would gain). */
+  threadsImported: number;
+  checkpointsImported: number;
+  writesImported: number;
+  /** Threads already imported (journal) or whose rows were all present. */
+  skipped: number;
+  /** Threads (or unattributable records) rejected as unconvertible; see the rejects file. */
+  invalid: number;
+  dryRun: boolean;
+  durationMs: number;
+  blobsImported: number;
+  threadsFound: number;
+  keysScanned: number;
+  /** Checkpoint documents per detected source format. */
+  formats: Partial<Record<SourceFormat, number>>;
+  /** Keys with a saver's prefix whose format `--format` excluded. */
+  excludedKeys: number;
+  /** Saver index keys (write zsets, latest pointers), skipped. */
+  auxiliaryKeys: number;
+  /** Keys no reader recognises. */
+  unknownKeys: number;
+  /**
+   * Channels with a version but no value anywhere in the source, omitted as the savers omit
+   * them: consumed trigger channels normally; an expired blob when the value mattered.
+   */
+  channelsWithoutValue: number;
+  /** Writes whose checkpoint is not in the source. */
+  orphanWrites: number;
+  /** Python-isms converted (`python-lc-id`, `interrupt`, ...), by kind. */
+  conversions: Record<string, number>;
+  interrupted: boolean;
+  verify?: { threads: number; checkpoints: number; mismatches: number; examples: VerifyMismatch[] };
+}
+
+const THREAD_ID_RE = /"thread_id"\s*:\s*"((?:[^"\\]|\\.)*)"/;
+
+/** The thread a corrupt document belonged to, when its text still names one. */
+function sniffThreadId(record: RawRecord): string | undefined {
+  if (record.kind !== "json") return undefined;
+  const m = THREAD_ID_RE.exec(record.text);
+  if (!m) return undefined;
+  try {
+    return JSON.parse(`"${m[1]}"`) as string;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Imports LangGraph checkpoints from Redis into the Postgres checkpoint tables.
+ *
+ * Phases: SCAN the keyspace; read every key with a saver prefix (pipelined TYPE, then JSON.GET /
+ * GET / HGETALL) and decode it with the first format reader that recognises it, grouping records
+ * by the thread id their documents name; convert each thread (history selection, full channel
+ * values, versions, LangChain ids) and write threads in batched transactions with their journal
+ * rows; optionally verify. Threads that cannot be converted are rejected and reported, and the
+ * run goes on. Holds the decoded source in memory: narrow `match` for very large keyspaces.
+ */
+export async function importRedis(options: ImportRedisOptions): Promise<ImportSummary> {
+  const started = performance.now();
+  const schema = options.schema ?? "public";
+  const history = options.history ?? "latest";
+  const batchSize = Math.max(1, options.batchSize ?? 100);
+  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const dryRun = options.dryRun ?? false;
+  const logger = options.logger ?? silentLogger;
+  const serde = options.serde ?? new JsonPlusSerializer();
+  const admitted = formatsFor(options.format ?? "auto");
+  const signal = options.signal;
+  const redisOpts = options.redis.options;
+  const sourceLabel =
+    options.sourceLabel ??
+    `${redisOpts.host ?? "localhost"}:${redisOpts.port ?? 6379}/${redisOpts.db ?? 0}`;
+
+  const summary: ImportSummary = {
+    threadsImported: 0,
+    checkpointsImported: 0,
+    writesImported: 0,
+    skipped: 0,
+    invalid: 0,
+    dryRun,
+    durationMs: 0,
+    blobsImported: 0,
+    threadsFound: 0,
+    keysScanned: 0,
+    formats: {},
+    excludedKeys: 0,
+    auxiliaryKeys: 0,
+    unknownKeys: 0,
+    channelsWithoutValue: 0,
+    orphanWrites: 0,
+    conversions: {},
+    interrupted: false,
+  };
+  const progress = (phase: ImportProgress["phase"], done: number, total: number) =>
+    options.onProgress?.({ phase, done, total, checkpointsImported: summary.checkpointsImported });
+
+  let rejects: WriteStream | undefined;
+  const reject = (entry: RejectEntry) => {
+    summary.invalid++;
+    logger.warn({ threadId: entry.threadId, key: entry.key, reason: entry.reason }, "rejected");
+    rejects?.write(`${JSON.stringify(entry)}\n`);
+  };
+
+  try {
+    if (options.rejectsPath !== undefined) {
+      rejects = createWriteStream(options.rejectsPath, { flags: "w" });
+      await new Promise<void>((resolve, reject) => {
+        rejects!.once("open", () => resolve()).once("error", reject);
+      });
+    }
+    if (!dryRun) await migrate(options.pool, { schema, logger });
+
+    // Scan and read.
+    progress("scan", 0, 0);
+    const scan = await scanKeys(options.redis, {
+      match: options.match ?? "*",
+      count: options.scanCount ?? 1000,
+      signal,
+    });
+    summary.keysScanned = scan.keys.length + scan.auxiliary + scan.unknown;
+    summary.auxiliaryKeys = scan.auxiliary;
+    summary.unknownKeys = scan.unknown;
+    logger.info({ keys: summary.keysScanned, candidates: scan.keys.length }, "keyspace scanned");
+
+    const collector = new ThreadCollector();
+    const recordInvalid = new Map<string, { key: string; reason: string }>();
+    let read = 0;
+    for await (const records of readRecords(options.redis, scan.keys, {
+      batchSize: batchSize * 5,
+      signal,
+    })) {
+      for (const record of records) {
+        const doc = parseDoc(record);
+        const adapter = ADAPTERS.find((a) => a.detect(record, doc));
+        if (!adapter) {
+          const threadId = sniffThreadId(record);
+          if (record.kind === "json" && doc === undefined) {
+            if (threadId !== undefined)
+              collector.reject(threadId, record.key, "document is not valid JSON");
+            else
+              recordInvalid.set(record.key, {
+                key: record.key,
+                reason: "document is not valid JSON",
+              });
+          } else {
+            summary.unknownKeys++;
+          }
+          continue;
+        }
+        try {
+          const decoded = adapter.decode(record, doc);
+          if (decoded.kind === "checkpoint") {
+            if (!admitted.has(decoded.format)) {
+              summary.excludedKeys++;
+              continue;
+            }
+            summary.formats[decoded.format] = (summary.formats[decoded.format] ?? 0) + 1;
+          }
+          collector.add(decoded);
+        } catch (err) {
+          const threadId = isThreadlineError(err)
+            ? (err.details?.threadId as string | undefined)
+            : undefined;
+          if (threadId !== undefined) collector.reject(threadId, record.key, describeError(err));
+          else recordInvalid.set(record.key, { key: record.key, reason: describeError(err) });
+        }
+      }
+      read += records.length;
+      progress("read", read, scan.keys.length);
+    }
+    for (const r of recordInvalid.values())
+      reject({ threadId: null, key: r.key, formats: [], reason: r.reason });
+
+    // Decide what each thread needs.
+    const candidates: ThreadSource[] = [];
+    for (const t of [...collector.threads.values()].sort((a, b) =>
+      a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0,
+    )) {
+      if (t.rejection) {
+        reject({
+          threadId: t.threadId,
+          key: t.rejection.key,
+          formats: [...t.formats],
+          reason: t.rejection.reason,
+        });
+        continue;
+      }
+      if (t.checkpoints.size === 0) {
+        // Writes or blobs without any checkpoint: leftovers of deleted threads, or a format
+        // excluded by --format.
+        summary.orphanWrites += t.writes.size;
+        continue;
+      }
+      candidates.push(t);
+    }
+    summary.threadsFound = candidates.length + summary.invalid;
+    logger.info({ threads: candidates.length, formats: summary.formats }, "source read");
+
+    const writer = new ImportWriter(options.pool, schema, sourceLabel);
+    const conversions: ValueFlags = new Map();
+    const verifyRows: ThreadRows[] = [];
+    let done = 0;
+    progress("import", 0, candidates.length);
+
+    // Plans a thread; serializes it unless the journal shows this exact source state imported
+    // (then only a verify run needs its rows).
+    const convert = async (
+      t: ThreadSource,
+      journaled: string | undefined,
+    ): Promise<{ rows?: ThreadRows; skipped: boolean } | undefined> => {
+      try {
+        const plan = planThread(t, history);
+        const skipped = journaled === plan.fingerprint;
+        if (skipped && !options.verify) return { skipped };
+        const rows = await serializeThread(plan, serde);
+        if (!skipped) {
+          summary.channelsWithoutValue += plan.channelsWithoutValue;
+          summary.orphanWrites += plan.orphanWrites;
+          for (const [k, n] of plan.flags) addFlag(conversions, k, n);
+        }
+        return { rows, skipped };
+      } catch (err) {
+        if (!isThreadlineError(err, "IMPORT_RECORD_INVALID")) throw err;
+        reject({
+          threadId: t.threadId,
+          key: [...t.checkpoints.values()][0]?.key ?? "",
+          formats: [...t.formats],
+          reason: err.message,
+        });
+        return undefined;
+      }
+    };
+
+    // Batches are cut from the sorted thread list; each worker converts a batch (CPU, before it
+    // takes a connection) and writes it in one transaction.
+    const batches: ThreadSource[][] = [];
+    for (let i = 0; i < candidates.length; i += batchSize)
+      batches.push(candidates.slice(i, i + batchSize));
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        if (signal?.aborted) {
+          summary.interrupted = true;
+          return;
+        }
+        const batch = batches[next++]!;
+        const fingerprints = await writer.journaled(
+          batch.map((t) => t.threadId),
+          dryRun,
+        );
+        const rows: ThreadRows[] = [];
+        for (const t of batch) {
+          const converted = await convert(t, fingerprints.get(t.threadId));
+          if (!converted) continue;
+          if (converted.rows && options.verify) verifyRows.push(converted.rows);
+          if (converted.skipped) summary.skipped++;
+          else if (converted.rows) rows.push(converted.rows);
+        }
+        if (dryRun) {
+          for (const r of rows) {
+            summary.threadsImported++;
+            summary.checkpointsImported += r.checkpoints.length;
+            summary.writesImported += r.writes.length;
+            summary.blobsImported += r.blobs.length;
+          }
+        } else if (rows.length > 0) {
+          const inserted = await writer.write(rows);
+          for (const counts of inserted.values()) {
+            if (counts.checkpoints + counts.writes + counts.blobs > 0) summary.threadsImported++;
+            else summary.skipped++;
+            summary.checkpointsImported += counts.checkpoints;
+            summary.writesImported += counts.writes;
+            summary.blobsImported += counts.blobs;
+          }
+        }
+        done += batch.length;
+        progress("import", done, candidates.length);
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, Math.max(1, batches.length)) }, worker),
+    );
+    summary.conversions = Object.fromEntries(conversions);
+
+    if (options.verify && !dryRun && !summary.interrupted) {
+      const saver =
+        options.verifySaver ?? new PostgresCheckpointer(options.pool, { schema, serde });
+      const mismatches: VerifyMismatch[] = [];
+      let checked = 0;
+      let checkpoints = 0;
+      progress("verify", 0, verifyRows.length);
+      for (const rows of verifyRows) {
+        mismatches.push(...(await verifyThread(saver, serde, rows)));
+        checkpoints += rows.checkpoints.length;
+        progress("verify", ++checked, verifyRows.length);
+      }
+      summary.verify = {
+        threads: checked,
+        checkpoints,
+        mismatches: mismatches.length,
+        examples: mismatches.slice(0, 20),
+      };
+      for (const m of mismatches.slice(0, 20)) logger.warn({ ...m }, "verify mismatch");
+    }
+  } catch (err) {
+    if (signal?.aborted && (err as Error)?.name === "AbortError") summary.interrupted = true;
+    else
+      throw err instanceof ThreadlineError
+        ? err
+        : new ThreadlineError("INTERNAL", `import failed: ${describeError(err)}`, { cause: err });
+  } finally {
+    if (rejects) await new Promise<void>((resolve) => rejects!.end(resolve));
+  }
+  summary.durationMs = Math.round(performance.now() - started);
+  return summary;
+}
