@@ -1,18 +1,68 @@
-/** Benchmarks of the other capabilities, wired in as they land (sweep, import, load). */
+import pg from "pg";
+import { attachPoolErrorHandler } from "../src/db/pool.js";
+import type { BenchImportResultLike, BenchLoadResultLike, SweepResultLike } from "./extras-types.js";
+
+/** Benchmarks of the other capabilities: TTL sweep, Redis import, HTTP load. */
 export interface ExtrasContext {
   url: string;
   redisUrl: string;
   quick: boolean;
   log: (line: string) => void;
   want: (name: string) => boolean;
-  optional: <T>(
-    name: string,
-    path: string,
-    run: (mod: Record<string, unknown>) => Promise<T>,
-  ) => Promise<void>;
   targets: Array<{ name: string; value: number | undefined; target: string; ok: boolean }>;
+  results: Record<string, unknown>;
 }
 
-export async function runExtras(_ctx: ExtrasContext): Promise<void> {
-  // Filled in as the cleanup, importer and service benchmarks land.
+const fmt = (n: number, d = 0) => n.toFixed(d);
+
+async function withSchema<T>(url: string, prefix: string, run: (pool: pg.Pool, schema: string) => Promise<T>): Promise<T> {
+  const pool = attachPoolErrorHandler(new pg.Pool({ connectionString: url, max: 10 }));
+  const schema = `${prefix}_${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    return await run(pool, schema);
+  } finally {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+    await pool.end();
+  }
+}
+
+export async function runExtras(ctx: ExtrasContext): Promise<void> {
+  const { quick, log, targets, results } = ctx;
+  const out: string[] = [];
+
+  if (ctx.want("sweep")) {
+    const { benchSweep } = await import("./sweep.js");
+    log(`TTL sweep benchmark (${quick ? "20k" : "200k"} expired checkpoints, writer active)`);
+    const r: SweepResultLike = await withSchema(ctx.url, "bench_sweep", (pool, schema) => benchSweep({ pool, schema, quick, log }));
+    results.sweep = r;
+    out.push(
+      `TTL sweep: ${fmt(r.checkpointsDeleted)} expired checkpoints deleted at ${fmt(r.checkpointsDeletedPerSec)}/s; writer p99 ${r.writerP99Baseline.toFixed(2)} ms before, ${r.writerP99During.toFixed(2)} ms during (${r.ratio.toFixed(2)}x)`,
+    );
+    targets.push({ name: "sweep: expired checkpoints deleted per second", value: r.checkpointsDeletedPerSec, target: ">= 50000", ok: r.checkpointsDeletedPerSec >= 50_000 });
+    targets.push({ name: "sweep: writer p99 during / before", value: r.ratio, target: "<= 2x", ok: r.ratio <= 2 });
+  }
+
+  if (ctx.want("import")) {
+    const { benchImport } = await import("./import.js");
+    log(`Redis import benchmark (${quick ? "1k" : "10k"} threads)`);
+    const r: BenchImportResultLike = await withSchema(ctx.url, "bench_import", (pool, schema) =>
+      benchImport({ pool, schema, redisUrl: ctx.redisUrl, quick }),
+    );
+    results.import = { ...r, summary: undefined };
+    out.push(`Redis import: ${r.threads} threads, ${r.checkpoints} checkpoints at ${fmt(r.checkpointsPerSec)} checkpoints/s`);
+    targets.push({ name: "import: checkpoints per second", value: r.checkpointsPerSec, target: ">= 2000", ok: r.checkpointsPerSec >= 2000 });
+  }
+
+  if (ctx.want("load")) {
+    const { benchLoad } = await import("./load.js");
+    log(`HTTP load benchmark (50 concurrent streaming chats, ${quick ? "5" : "30"} s)`);
+    const r: BenchLoadResultLike = await benchLoad({ quick, databaseUrl: ctx.url });
+    results.load = r;
+    out.push(
+      `HTTP load: ${r.concurrency} concurrent streaming chats for ${fmt(r.durationMs / 1000, 1)} s: ${r.turns} turns, ${r.errors} errors, ${r.turnsPerSecond.toFixed(1)} turns/s, per turn p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`,
+    );
+    targets.push({ name: "load: errors in 50 concurrent streaming chats", value: r.errors, target: "0", ok: r.errors === 0 });
+  }
+
+  if (out.length > 0) process.stdout.write(`\n## Other capabilities\n\n${out.map((l) => `- ${l}`).join("\n")}\n`);
 }

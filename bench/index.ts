@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { benchCheckpoints, type CheckpointBenchResult } from "./checkpoint.js";
+import { runExtras } from "./extras.js";
 
 /**
  * `npm run bench [-- --quick] [-- --json <file>] [-- --only checkpoint,sweep,import,load]`
@@ -98,22 +99,6 @@ function printCheckpoint(r: CheckpointBenchResult): void {
   add("turn 20 bytes vs turn 1 bytes", r.storage.growth, "<= 1.3x", (v) => v <= 1.3);
 }
 
-async function optional<T>(
-  name: string,
-  path: string,
-  run: (mod: Record<string, unknown>) => Promise<T>,
-): Promise<void> {
-  if (!want(name)) return;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(path)) as Record<string, unknown>;
-  } catch (err) {
-    log(`${name}: not available (${(err as Error).message})`);
-    return;
-  }
-  results[name] = await run(mod);
-}
-
 if (want("checkpoint")) {
   log(`checkpoint benchmark (${quick ? "quick" : "full"}) on ${url.replace(/:[^:@/]*@/, ":***@")}`);
   const r = await benchCheckpoints({ url, quick, log });
@@ -121,9 +106,7 @@ if (want("checkpoint")) {
   printCheckpoint(r);
 }
 
-await import("./extras.js").then((m) =>
-  m.runExtras({ url, redisUrl, quick, log, optional, targets, want }),
-);
+await runExtras({ url, redisUrl, quick, log, targets, want, results });
 
 if (targets.length > 0) {
   const lines = [

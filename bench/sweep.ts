@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type pg from "pg";
-import { runCleanup } from "../src/cleanup/run.js";
+import { DEFAULT_CLEANUP_PAUSE, runCleanup } from "../src/cleanup/run.js";
 import { migrate } from "../src/db/migrator.js";
 import { quoteSchema } from "../src/db/identifier.js";
 
@@ -19,6 +19,7 @@ export interface SweepBenchResult {
   threadsDeleted: number;
   sweepMs: number;
   batchSize: number;
+  pause: number;
   /** Alternating baseline / sweep windows it took to drain the backlog. */
   rounds: number;
   writesBaseline: number;
@@ -33,8 +34,13 @@ export interface SweepBenchOptions {
   schema: string;
   /** 20k checkpoints instead of 200k. */
   quick: boolean;
-  /** Threads per sweep batch. Default 1000, the shipped default of cleanup.batchSize. */
+  /**
+   * Threads per sweep batch. Default 1000, the shipped default of cleanup.batchSize (100 with
+   * `quick`, so its 1 000 threads still take several batches).
+   */
   batchSize?: number;
+  /** runCleanup's `pause` (throttle). Default DEFAULT_CLEANUP_PAUSE (3), as shipped. */
+  pause?: number;
   log?: (line: string) => void;
 }
 
@@ -50,7 +56,7 @@ const PREFIX = "sweep-";
 export async function benchSweep(opts: SweepBenchOptions): Promise<SweepBenchResult> {
   const { pool, schema } = opts;
   const log = opts.log ?? (() => undefined);
-  const batchSize = opts.batchSize ?? 1000;
+  const batchSize = opts.batchSize ?? (opts.quick ? 100 : 1000);
   const q = quoteSchema(schema);
   const total = opts.quick ? 20_000 : 200_000;
   const threads = total / CHECKPOINTS_PER_THREAD;
@@ -121,6 +127,7 @@ export async function benchSweep(opts: SweepBenchOptions): Promise<SweepBenchRes
       ttlMs: 7 * 86_400_000,
       batchSize,
       maxRuntimeMs: windowMs,
+      pause: opts.pause ?? DEFAULT_CLEANUP_PAUSE,
     });
     sweepMs += performance.now() - started;
     sweeping = false;
@@ -147,6 +154,7 @@ export async function benchSweep(opts: SweepBenchOptions): Promise<SweepBenchRes
     threadsDeleted,
     sweepMs: Math.round(sweepMs),
     batchSize,
+    pause: opts.pause ?? DEFAULT_CLEANUP_PAUSE,
     rounds,
     writesBaseline: baseline.length,
     writesDuring: during.length,
@@ -200,5 +208,7 @@ async function build(pool: pg.Pool, q: string, threads: number): Promise<void> {
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return sorted[
+    Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  ]!;
 }

@@ -12,6 +12,31 @@ export {
   type FallbackMode,
   type FallbackMetrics,
 } from "./checkpoint/index.js";
+export {
+  runCleanup,
+  startCleanupSchedule,
+  createCleanupMetrics,
+  cleanupInstalled,
+  DEFAULT_CLEANUP_PAUSE,
+  type CleanupOptions,
+  type CleanupResult,
+  type CleanupSchedule,
+  type CleanupScheduleOptions,
+  type CleanupRunOutcome,
+  type CleanupMetrics,
+} from "./cleanup/index.js";
+export {
+  importRedis,
+  FORMAT_CHOICES,
+  SOURCE_FORMATS,
+  type ImportRedisOptions,
+  type ImportSummary,
+  type ImportProgress,
+  type RejectEntry,
+  type HistoryMode,
+  type FormatChoice,
+  type SourceFormat,
+} from "./importer/index.js";
 export { loadConfig, type LoadConfigOptions, type ThreadlineConfig } from "./config/index.js";
 export { createApp, type AppDeps, type ThreadlineApp, type ServiceControl } from "./http/app.js";
 export { startService, type RunningService, type StartServiceOptions } from "./http/server.js";

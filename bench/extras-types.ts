@@ -1,0 +1,21 @@
+/** The figures bench/extras.ts prints from each capability's benchmark. */
+export interface SweepResultLike {
+  checkpointsDeletedPerSec: number;
+  checkpointsDeleted: number;
+  writerP99Baseline: number;
+  writerP99During: number;
+  ratio: number;
+}
+export interface BenchImportResultLike {
+  threads: number;
+  checkpoints: number;
+  checkpointsPerSec: number;
+}
+export interface BenchLoadResultLike {
+  concurrency: number;
+  durationMs: number;
+  turns: number;
+  errors: number;
+  turnsPerSecond: number;
+  latencyMs: { p50: number; p99: number };
+}
