@@ -131,10 +131,16 @@ want AS (
   FROM cp, jsonb_each_text(cp.checkpoint -> 'channel_versions') v
 ),
 heads AS (
+  -- LATERAL + LIMIT: one primary-key probe per wanted version. As a plain join the planner,
+  -- which guesses 100 rows for jsonb_each_text, hashes a sequential scan of all blobs.
   SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_root
-  FROM want w JOIN ${s}.checkpoint_blobs b
-    ON b.thread_id = w.thread_id AND b.checkpoint_ns = w.checkpoint_ns
-   AND b.channel = w.channel AND b.version = w.version
+  FROM want w CROSS JOIN LATERAL (
+    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.delta_root
+    FROM ${s}.checkpoint_blobs x
+    WHERE x.thread_id = w.thread_id AND x.checkpoint_ns = w.checkpoint_ns
+      AND x.channel = w.channel AND x.version = w.version
+    LIMIT 1 -- the key is the primary key; LIMIT also keeps the subquery from being flattened
+  ) b
 ),
 chains AS (
   SELECT DISTINCT thread_id, checkpoint_ns, channel, delta_root FROM heads WHERE delta_root IS NOT NULL
@@ -143,9 +149,13 @@ chain AS (
   SELECT thread_id, checkpoint_ns, channel, version FROM heads
   UNION
   SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version
-  FROM chains g JOIN ${s}.checkpoint_blobs b
-    ON b.thread_id = g.thread_id AND b.checkpoint_ns = g.checkpoint_ns
-   AND b.channel = g.channel AND b.delta_root = g.delta_root
+  FROM chains g CROSS JOIN LATERAL (
+    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version
+    FROM ${s}.checkpoint_blobs x
+    WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
+      AND x.channel = g.channel AND x.delta_root = g.delta_root
+    OFFSET 0 -- not flattened: a parameterized scan of the delta_root index
+  ) b
   UNION
   SELECT g.thread_id, g.checkpoint_ns, g.channel, g.delta_root FROM chains g
 )
@@ -155,13 +165,21 @@ SELECT 0 AS kind, cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id AS c1, cp.par
 FROM cp
 UNION ALL
 SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, NULL,${payloadColumns("b")}
-FROM chain c JOIN ${s}.checkpoint_blobs b
-  ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns
- AND b.channel = c.channel AND b.version = c.version
+FROM chain c CROSS JOIN LATERAL (
+  SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root, x.blob
+  FROM ${s}.checkpoint_blobs x
+  WHERE x.thread_id = c.thread_id AND x.checkpoint_ns = c.checkpoint_ns
+    AND x.channel = c.channel AND x.version = c.version
+  LIMIT 1
+) b
 UNION ALL
 SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, w.task_path, w.idx,${payloadColumns("w")}
-FROM cp JOIN ${s}.checkpoint_writes w
-  ON w.thread_id = cp.thread_id AND w.checkpoint_ns = cp.checkpoint_ns AND w.checkpoint_id = cp.checkpoint_id`;
+FROM cp CROSS JOIN LATERAL (
+  SELECT x.thread_id, x.checkpoint_ns, x.checkpoint_id, x.task_id, x.channel, x.type, x.task_path, x.idx, x.blob
+  FROM ${s}.checkpoint_writes x
+  WHERE x.thread_id = cp.thread_id AND x.checkpoint_ns = cp.checkpoint_ns AND x.checkpoint_id = cp.checkpoint_id
+  OFFSET 0
+) w`;
   }
 }
 
