@@ -1,6 +1,10 @@
 import pg from "pg";
 import { attachPoolErrorHandler } from "../src/db/pool.js";
-import type { BenchImportResultLike, BenchLoadResultLike, SweepResultLike } from "./extras-types.js";
+import type {
+  BenchImportResultLike,
+  BenchLoadResultLike,
+  SweepResultLike,
+} from "./extras-types.js";
 
 /** Benchmarks of the other capabilities: TTL sweep, Redis import, HTTP load. */
 export interface ExtrasContext {
@@ -15,7 +19,11 @@ export interface ExtrasContext {
 
 const fmt = (n: number, d = 0) => n.toFixed(d);
 
-async function withSchema<T>(url: string, prefix: string, run: (pool: pg.Pool, schema: string) => Promise<T>): Promise<T> {
+async function withSchema<T>(
+  url: string,
+  prefix: string,
+  run: (pool: pg.Pool, schema: string) => Promise<T>,
+): Promise<T> {
   const pool = attachPoolErrorHandler(new pg.Pool({ connectionString: url, max: 10 }));
   const schema = `${prefix}_${Math.random().toString(36).slice(2, 8)}`;
   try {
@@ -33,13 +41,25 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
   if (ctx.want("sweep")) {
     const { benchSweep } = await import("./sweep.js");
     log(`TTL sweep benchmark (${quick ? "20k" : "200k"} expired checkpoints, writer active)`);
-    const r: SweepResultLike = await withSchema(ctx.url, "bench_sweep", (pool, schema) => benchSweep({ pool, schema, quick, log }));
+    const r: SweepResultLike = await withSchema(ctx.url, "bench_sweep", (pool, schema) =>
+      benchSweep({ pool, schema, quick, log }),
+    );
     results.sweep = r;
     out.push(
       `TTL sweep: ${fmt(r.checkpointsDeleted)} expired checkpoints deleted at ${fmt(r.checkpointsDeletedPerSec)}/s; writer p99 ${r.writerP99Baseline.toFixed(2)} ms before, ${r.writerP99During.toFixed(2)} ms during (${r.ratio.toFixed(2)}x)`,
     );
-    targets.push({ name: "sweep: expired checkpoints deleted per second", value: r.checkpointsDeletedPerSec, target: ">= 50000", ok: r.checkpointsDeletedPerSec >= 50_000 });
-    targets.push({ name: "sweep: writer p99 during / before", value: r.ratio, target: "<= 2x", ok: r.ratio <= 2 });
+    targets.push({
+      name: "sweep: expired checkpoints deleted per second",
+      value: r.checkpointsDeletedPerSec,
+      target: ">= 50000",
+      ok: r.checkpointsDeletedPerSec >= 50_000,
+    });
+    targets.push({
+      name: "sweep: writer p99 during / before",
+      value: r.ratio,
+      target: "<= 2x",
+      ok: r.ratio <= 2,
+    });
   }
 
   if (ctx.want("import")) {
@@ -49,8 +69,15 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
       benchImport({ pool, schema, redisUrl: ctx.redisUrl, quick }),
     );
     results.import = { ...r, summary: undefined };
-    out.push(`Redis import: ${r.threads} threads, ${r.checkpoints} checkpoints at ${fmt(r.checkpointsPerSec)} checkpoints/s`);
-    targets.push({ name: "import: checkpoints per second", value: r.checkpointsPerSec, target: ">= 2000", ok: r.checkpointsPerSec >= 2000 });
+    out.push(
+      `Redis import: ${r.threads} threads, ${r.checkpoints} checkpoints at ${fmt(r.checkpointsPerSec)} checkpoints/s`,
+    );
+    targets.push({
+      name: "import: checkpoints per second",
+      value: r.checkpointsPerSec,
+      target: ">= 2000",
+      ok: r.checkpointsPerSec >= 2000,
+    });
   }
 
   if (ctx.want("load")) {
@@ -61,8 +88,14 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     out.push(
       `HTTP load: ${r.concurrency} concurrent streaming chats for ${fmt(r.durationMs / 1000, 1)} s: ${r.turns} turns, ${r.errors} errors, ${r.turnsPerSecond.toFixed(1)} turns/s, per turn p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`,
     );
-    targets.push({ name: "load: errors in 50 concurrent streaming chats", value: r.errors, target: "0", ok: r.errors === 0 });
+    targets.push({
+      name: "load: errors in 50 concurrent streaming chats",
+      value: r.errors,
+      target: "0",
+      ok: r.errors === 0,
+    });
   }
 
-  if (out.length > 0) process.stdout.write(`\n## Other capabilities\n\n${out.map((l) => `- ${l}`).join("\n")}\n`);
+  if (out.length > 0)
+    process.stdout.write(`\n## Other capabilities\n\n${out.map((l) => `- ${l}`).join("\n")}\n`);
 }

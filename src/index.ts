@@ -52,5 +52,11 @@ export {
   type PoolOptions,
   type PoolStats,
 } from "./db/index.js";
-export { ThreadlineError, ConfigError, isThreadlineError, ERROR_CODES, type ErrorCode } from "./errors.js";
+export {
+  ThreadlineError,
+  ConfigError,
+  isThreadlineError,
+  ERROR_CODES,
+  type ErrorCode,
+} from "./errors.js";
 export type { Logger } from "./logger.js";

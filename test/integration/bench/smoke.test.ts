@@ -1,0 +1,57 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { requirePostgres } from "../../helpers/db.js";
+
+// Keeps `npm run bench -- --quick` working end to end. It asserts that every figure is produced,
+// never how fast anything is (timings belong to the benchmark, not to tests).
+beforeAll(requirePostgres);
+
+it("npm run bench -- --quick produces every figure and writes --json", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "tl-bench-")), "figures.json");
+  const started = Date.now();
+  const { code, stdout, stderr } = await new Promise<{
+    code: number | null;
+    stdout: string;
+    stderr: string;
+  }>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "bench/index.ts", "--quick", "--json", out],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (c) => resolve({ code: c, stdout, stderr }));
+  });
+  expect(code, stderr.slice(-2000)).toBe(0);
+  expect(stdout).toContain("## Targets");
+  const figures = JSON.parse(readFileSync(out, "utf8"));
+  expect(figures.quick).toBe(true);
+  const ops = figures.checkpoint.operations.map((o: { operation: string }) => o.operation);
+  expect(ops).toEqual(
+    expect.arrayContaining([
+      "put",
+      "putWrites (2 writes)",
+      "getTuple by id",
+      "list limit 10, 200-checkpoint thread",
+    ]),
+  );
+  for (const op of figures.checkpoint.operations) {
+    expect(op.vsOfficial).toBeGreaterThan(0);
+    expect(op.vsMemory).toBeGreaterThan(0);
+  }
+  expect(figures.checkpoint.statementsPerTurn.threadline).toBeGreaterThan(0);
+  expect(figures.checkpoint.storage.threadline.bytes).toBeGreaterThan(0);
+  expect(figures.sweep.checkpointsDeleted).toBeGreaterThan(0);
+  expect(figures.import.checkpoints).toBeGreaterThan(0);
+  expect(figures.load.turns).toBeGreaterThan(0);
+  expect(figures.targets.length).toBeGreaterThanOrEqual(14);
+  // The quick mode is meant for CI and laptops.
+  expect(Date.now() - started).toBeLessThan(240_000);
+}, 300_000);
