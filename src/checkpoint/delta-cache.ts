@@ -1,7 +1,9 @@
 /**
- * What this process last stored (or loaded) for an array channel of a thread: the version and
- * the element objects. A later put whose array starts with the same element objects is stored as
- * a delta (only the appended elements) against that version.
+ * What this process last stored (or loaded) for an array channel of a thread: the version, the
+ * element objects, and the identity (xmin) of the blob row holding that version. A later put
+ * whose array starts with the same element objects is stored as a delta (only the appended
+ * elements); a later read of that same row version can reuse the elements instead of fetching
+ * and decoding the chain again.
  */
 export interface DeltaBase {
   version: string;
@@ -10,50 +12,65 @@ export interface DeltaBase {
   items: readonly unknown[];
   /** Deltas stacked on the nearest full value; bounded so reads stay short. */
   depth: number;
+  /** xmin of the blob row, when known: proves the row is still the one these items came from. */
+  xmin?: string;
 }
 
-/** A small LRU keyed by thread/namespace/channel. Losing an entry only costs one full write. */
+/**
+ * A small LRU of threads (thread x namespace), each with its array channels. Losing an entry only
+ * costs one full write or one full read.
+ */
 export class DeltaCache {
-  private readonly map = new Map<string, DeltaBase>();
+  private readonly threads = new Map<string, Map<string, DeltaBase>>();
 
+  /** @param capacity threads (x namespaces) remembered at most. */
   constructor(private readonly capacity: number) {}
 
-  private static key(threadId: string, ns: string, channel: string): string {
-    return `${threadId}\u0000${ns}\u0000${channel}`;
+  private static key(threadId: string, ns: string): string {
+    return `${threadId}\u0000${ns}`;
   }
 
-  get(threadId: string, ns: string, channel: string): DeltaBase | undefined {
-    const key = DeltaCache.key(threadId, ns, channel);
-    const hit = this.map.get(key);
+  /** Every remembered channel of a thread/namespace (marks it recently used). */
+  channels(threadId: string, ns: string): Map<string, DeltaBase> | undefined {
+    const key = DeltaCache.key(threadId, ns);
+    const hit = this.threads.get(key);
     if (hit) {
-      this.map.delete(key);
-      this.map.set(key, hit);
+      this.threads.delete(key);
+      this.threads.set(key, hit);
     }
     return hit;
   }
 
+  get(threadId: string, ns: string, channel: string): DeltaBase | undefined {
+    return this.channels(threadId, ns)?.get(channel);
+  }
+
   set(threadId: string, ns: string, channel: string, base: DeltaBase): void {
     if (this.capacity <= 0) return;
-    const key = DeltaCache.key(threadId, ns, channel);
-    this.map.delete(key);
-    this.map.set(key, base);
-    if (this.map.size > this.capacity) {
-      const oldest = this.map.keys().next();
-      if (!oldest.done) this.map.delete(oldest.value);
+    let channels = this.channels(threadId, ns);
+    if (!channels) {
+      channels = new Map();
+      this.threads.set(DeltaCache.key(threadId, ns), channels);
+      if (this.threads.size > this.capacity) {
+        const oldest = this.threads.keys().next();
+        if (!oldest.done) this.threads.delete(oldest.value);
+      }
     }
+    channels.set(channel, base);
   }
 
   delete(threadId: string, ns: string, channel: string): void {
-    this.map.delete(DeltaCache.key(threadId, ns, channel));
+    this.threads.get(DeltaCache.key(threadId, ns))?.delete(channel);
   }
 
-  /** Forgets every entry of a thread (after deleteThread). */
+  /** Forgets every entry of a thread, in every namespace (after deleteThread). */
   deleteThread(threadId: string): void {
     const prefix = `${threadId}\u0000`;
-    for (const key of this.map.keys()) if (key.startsWith(prefix)) this.map.delete(key);
+    for (const key of this.threads.keys()) if (key.startsWith(prefix)) this.threads.delete(key);
   }
 
+  /** Threads remembered. */
   get size(): number {
-    return this.map.size;
+    return this.threads.size;
   }
 }

@@ -23,7 +23,7 @@ import { quoteSchema } from "../db/identifier.js";
 import { migrate } from "../db/migrator.js";
 import { attachPoolErrorHandler, createPool } from "../db/pool.js";
 import { withRetry, type RetryOptions } from "../db/retry.js";
-import { DeltaCache } from "./delta-cache.js";
+import { DeltaCache, type DeltaBase } from "./delta-cache.js";
 import { COMPRESSED_SUFFIX, compress, decompressToText } from "./compression.js";
 import { FALLBACK, fastDecode } from "./fast-decode.js";
 import { Statements, type LoadRow, type Statement } from "./statements.js";
@@ -62,6 +62,7 @@ interface BlobRow {
   type: string;
   base: string | null;
   root: string | null;
+  xmin: string | null;
   txt: string | null;
   b64: string | null;
 }
@@ -90,6 +91,22 @@ const NUL_ESCAPE = "\\u0000";
 
 function blobKey(threadId: string, ns: string, channel: string, version: string): string {
   return `${threadId}\u0000${ns}\u0000${channel}\u0000${version}`;
+}
+
+/** Deltas between a blob row and the full value its chain starts from. */
+function chainDepth(
+  blobs: Map<string, BlobRow>,
+  threadId: string,
+  ns: string,
+  channel: string,
+  head: BlobRow,
+): number {
+  let depth = 0;
+  for (let row: BlobRow | undefined = head; row?.base; depth++) {
+    row = blobs.get(blobKey(threadId, ns, channel, row.base));
+    if (depth > 100_000) break;
+  }
+  return depth;
 }
 
 function cpKey(threadId: string, ns: string, id: string): string {
@@ -286,10 +303,25 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     if (threadId === undefined) return undefined;
     const ns = asNamespace(c.checkpoint_ns);
     const checkpointId = asId(c.checkpoint_id, "checkpoint_id", false);
+    // Array values this process holds for the thread (with the identity of their rows): the
+    // query confirms them instead of sending and decoding their chains again.
+    const held = new Map<string, DeltaBase>();
+    for (const [channel, base] of this.deltas.channels(threadId, ns) ?? []) {
+      if (base.xmin !== undefined) held.set(channel, base);
+    }
+    const known = [
+      [...held.keys()],
+      [...held.values()].map((b) => b.version),
+      [...held.values()].map((b) => b.xmin),
+    ];
     const { rows } = checkpointId
-      ? await this.query<LoadRow>(this.statements.getById, [threadId, ns, checkpointId], "getTuple")
-      : await this.query<LoadRow>(this.statements.getLatest, [threadId, ns], "getTuple");
-    const [tuple] = await this.assemble(rows, !checkpointId);
+      ? await this.query<LoadRow>(
+          this.statements.getById,
+          [threadId, ns, checkpointId, ...known],
+          "getTuple",
+        )
+      : await this.query<LoadRow>(this.statements.getLatest, [threadId, ns, ...known], "getTuple");
+    const [tuple] = await this.assemble(rows, true, held);
     return tuple;
   }
 
@@ -329,16 +361,21 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       values,
       "list",
     );
-    for (const tuple of await this.assemble(rows, false)) yield tuple;
+    for (const tuple of await this.assemble(rows, false, undefined)) yield tuple;
   }
 
   /**
    * Turns the rows of a load query into tuples, decoding each blob once: consecutive checkpoints
    * that share a channel version (or, through deltas, a prefix of it) share the decoded objects.
    */
-  private async assemble(rows: LoadRow[], rememberBases: boolean): Promise<CheckpointTuple[]> {
+  private async assemble(
+    rows: LoadRow[],
+    rememberBases: boolean,
+    held: Map<string, DeltaBase> | undefined,
+  ): Promise<CheckpointTuple[]> {
     const checkpoints: Array<CheckpointRow> = [];
     const blobs = new Map<string, BlobRow>();
+    const confirmed = new Set<string>();
     const writes = new Map<string, WriteRow[]>();
     for (const row of rows) {
       if (row.kind === 0) {
@@ -355,9 +392,12 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           type: row.c3 ?? "empty",
           base: row.c4,
           root: row.c5,
+          xmin: row.c6,
           txt: row.txt,
           b64: row.b64,
         });
+      } else if (row.kind === 3) {
+        confirmed.add(blobKey(row.thread_id, row.checkpoint_ns, row.c1, row.c2 ?? ""));
       } else {
         const key = cpKey(row.thread_id, row.checkpoint_ns, row.c1);
         let list = writes.get(key);
@@ -430,12 +470,19 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           cause: err,
         });
       }
+      // Delta storage leaves out the id (it is the checkpoint_id column).
+      checkpoint.id ??= row.id;
       checkpoint.channel_versions ??= {};
       checkpoint.versions_seen ??= {};
       const channelValues: Record<string, unknown> = {};
       await Promise.all(
         Object.entries(checkpoint.channel_versions).map(async ([channel, version]) => {
           const key = blobKey(row.threadId, row.ns, channel, String(version));
+          const mine = confirmed.has(key) ? held?.get(channel) : undefined;
+          if (mine) {
+            channelValues[channel] = mine.items.slice();
+            return;
+          }
           const blob = blobs.get(key);
           // Like the official saver: a version without a blob row (or an "empty" one) is absent.
           if (!blob || blob.type === "empty") return;
@@ -443,12 +490,12 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           // Each tuple gets its own array; the elements are shared.
           channelValues[channel] = Array.isArray(value) ? value.slice() : value;
           if (rememberBases && this.storage === "delta" && Array.isArray(value)) {
-            const blobRoot = blob.root ?? String(version);
             this.deltas.set(row.threadId, row.ns, channel, {
               version: String(version),
-              root: blobRoot,
+              root: blob.root ?? String(version),
               items: value.slice(),
-              depth: 0,
+              depth: chainDepth(blobs, row.threadId, row.ns, channel, blob),
+              ...(blob.xmin !== null ? { xmin: blob.xmin } : {}),
             });
           }
         }),
@@ -566,16 +613,11 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const values = checkpoint.channel_values ?? {};
     for (const [channel, rawVersion] of Object.entries(newVersions ?? {})) {
       const version = String(rawVersion);
+      // A channel without a value needs no row: readers treat a missing row exactly like the
+      // official saver's "empty" row (the channel is absent).
+      if (!(channel in values)) continue;
       channels.push(channel);
       versions.push(version);
-      if (!(channel in values)) {
-        types.push("empty");
-        txts.push(null);
-        b64s.push(null);
-        bases.push(null);
-        roots.push(null);
-        continue;
-      }
       const value = values[channel];
       const base =
         this.storage === "delta" && Array.isArray(value)
@@ -612,16 +654,19 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       }
     }
     const { channel_values: _omit, ...stored } = checkpoint;
+    // In delta storage the id is not repeated inside the JSON (it is the checkpoint_id column);
+    // `full` keeps the official layout byte for byte.
+    const storedJson = this.storage === "delta" ? { ...stored, id: undefined } : stored;
     const metadataJson = await this.dumpMetadata(metadata);
 
-    const { rows } = await this.query<{ stored: string[] }>(
+    const { rows } = await this.query<{ stored: Array<[string, string]> }>(
       this.statements.put,
       [
         threadId,
         ns,
         checkpoint.id,
         parentId,
-        JSON.stringify(stored),
+        JSON.stringify(storedJson),
         metadataJson,
         channels,
         versions,
@@ -633,16 +678,18 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       ],
       "put",
     );
-    const inserted = new Set(rows[0]?.stored ?? []);
+    const inserted = new Map(rows[0]?.stored ?? []);
     for (const r of remember) {
       // A version that already existed (a retried put, or a forked thread reusing a version
       // number) holds someone else's bytes: never build deltas on it.
-      if (inserted.has(r.channel)) {
+      const xmin = inserted.get(r.channel);
+      if (xmin !== undefined) {
         this.deltas.set(threadId, ns, r.channel, {
           version: r.version,
           root: r.root,
           items: r.items,
           depth: r.depth,
+          xmin,
         });
       } else this.deltas.delete(threadId, ns, r.channel);
     }

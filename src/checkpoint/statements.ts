@@ -56,13 +56,13 @@ export class Statements {
   FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
     AS u(channel, version, type, txt, b64, base, root)
   ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
-  RETURNING channel
+  RETURNING channel, xmin
 )
 INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
 ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
 DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
-RETURNING (SELECT coalesce(array_agg(channel), '{}') FROM stored) AS stored`);
+RETURNING (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]') FROM stored) AS stored`);
 
     this.putWrites = statement(`INSERT INTO ${s}.checkpoint_writes
   (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
@@ -76,12 +76,14 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
       this.loadQuery(
         `SELECT ${CP_COLUMNS} FROM ${s}.checkpoints
    WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1`,
+        3,
       ),
     );
     this.getById = statement(
       this.loadQuery(
         `SELECT ${CP_COLUMNS} FROM ${s}.checkpoints
    WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3`,
+        4,
       ),
     );
     this.pendingSends =
@@ -119,13 +121,30 @@ DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
    * Wraps a checkpoint selection into one query that also returns, as separate rows, every blob
    * the selected checkpoints need (for a delta, every row of its chain, found through
    * delta_root in one index lookup; each row once) and their pending writes.
-   * Row kinds: 0 checkpoint, 1 blob, 2 write.
+   * Row kinds: 0 checkpoint, 1 blob, 2 write, 3 a blob the caller already holds.
+   *
+   * With `knownFrom`, parameters $knownFrom..+2 list (channel, version, xmin) triples the caller
+   * holds decoded: a wanted blob whose row still has that xmin (the same row version, not one
+   * deleted and written again) comes back as a kind-3 row without payload or chain.
    */
-  private loadQuery(selection: string): string {
+  private loadQuery(selection: string, knownFrom?: number): string {
     const s = this.s;
+    const known =
+      knownFrom === undefined
+        ? ""
+        : `known AS (
+  SELECT * FROM unnest($${knownFrom}::text[], $${knownFrom + 1}::text[], $${knownFrom + 2}::text[])
+    AS k(channel, version, xid)
+),
+`;
+    const cached =
+      knownFrom === undefined
+        ? "false"
+        : "EXISTS (SELECT 1 FROM known k WHERE k.channel = b.channel AND k.version = b.version AND k.xid = b.xmin)";
     return `WITH cp AS (
   ${selection}
 ),
+${known}
 want AS (
   SELECT DISTINCT cp.thread_id, cp.checkpoint_ns, v.key AS channel, v.value AS version
   FROM cp, jsonb_each_text(cp.checkpoint -> 'channel_versions') v
@@ -133,9 +152,9 @@ want AS (
 heads AS (
   -- LATERAL + LIMIT: one primary-key probe per wanted version. As a plain join the planner,
   -- which guesses 100 rows for jsonb_each_text, hashes a sequential scan of all blobs.
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_root
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_root, ${cached} AS cached
   FROM want w CROSS JOIN LATERAL (
-    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.delta_root
+    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.delta_root, x.xmin::text AS xmin
     FROM ${s}.checkpoint_blobs x
     WHERE x.thread_id = w.thread_id AND x.checkpoint_ns = w.checkpoint_ns
       AND x.channel = w.channel AND x.version = w.version
@@ -143,10 +162,11 @@ heads AS (
   ) b
 ),
 chains AS (
-  SELECT DISTINCT thread_id, checkpoint_ns, channel, delta_root FROM heads WHERE delta_root IS NOT NULL
+  SELECT DISTINCT thread_id, checkpoint_ns, channel, delta_root
+  FROM heads WHERE delta_root IS NOT NULL AND NOT cached
 ),
 chain AS (
-  SELECT thread_id, checkpoint_ns, channel, version FROM heads
+  SELECT thread_id, checkpoint_ns, channel, version FROM heads WHERE NOT cached
   UNION
   SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version
   FROM chains g CROSS JOIN LATERAL (
@@ -160,20 +180,26 @@ chain AS (
   SELECT g.thread_id, g.checkpoint_ns, g.channel, g.delta_root FROM chains g
 )
 SELECT 0 AS kind, cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id AS c1, cp.parent_checkpoint_id AS c2,
-       cp.checkpoint::text AS c3, cp.metadata::text AS c4, NULL::text AS c5, NULL::int AS n,
-       NULL::text AS txt, NULL::text AS b64
+       cp.checkpoint::text AS c3, cp.metadata::text AS c4, NULL::text AS c5, NULL::text AS c6,
+       NULL::int AS n, NULL::text AS txt, NULL::text AS b64
 FROM cp
 UNION ALL
-SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, NULL,${payloadColumns("b")}
+SELECT 3, h.thread_id, h.checkpoint_ns, h.channel, h.version, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM heads h WHERE h.cached
+UNION ALL
+SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
+       NULL,${payloadColumns("b")}
 FROM chain c CROSS JOIN LATERAL (
-  SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root, x.blob
+  SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root,
+         x.xmin::text AS xmin, x.blob
   FROM ${s}.checkpoint_blobs x
   WHERE x.thread_id = c.thread_id AND x.checkpoint_ns = c.checkpoint_ns
     AND x.channel = c.channel AND x.version = c.version
   LIMIT 1
 ) b
 UNION ALL
-SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, w.task_path, w.idx,${payloadColumns("w")}
+SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, w.task_path, NULL,
+       w.idx,${payloadColumns("w")}
 FROM cp CROSS JOIN LATERAL (
   SELECT x.thread_id, x.checkpoint_ns, x.checkpoint_id, x.task_id, x.channel, x.type, x.task_path, x.idx, x.blob
   FROM ${s}.checkpoint_writes x
@@ -193,6 +219,7 @@ export interface LoadRow {
   c3: string | null;
   c4: string | null;
   c5: string | null;
+  c6: string | null;
   n: number | null;
   txt: string | null;
   b64: string | null;
