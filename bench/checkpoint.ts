@@ -359,6 +359,32 @@ export async function benchCheckpoints(
         ),
       ),
     );
+    // The same reads by a process that holds nothing of the thread (another service instance,
+    // or after a restart): every blob and delta chain is fetched and decoded.
+    const cold = new PostgresCheckpointer(pool, { schema: oursSchema, deltaCacheSize: 0 });
+    const coldSavers: Record<SaverName, BaseCheckpointSaver> = { ...savers, threadline: cold };
+    operations.push(
+      summarize(
+        "getTuple latest, cold process",
+        await rounds(R, SAVERS, (s) =>
+          coldSavers[s].getTuple({ configurable: { thread_id: "read-20", checkpoint_ns: "" } }),
+        ),
+      ),
+    );
+    operations.push(
+      summarize(
+        "getTuple by id, cold process",
+        await rounds(R, SAVERS, (s, r) =>
+          coldSavers[s].getTuple({
+            configurable: {
+              thread_id: "read-20",
+              checkpoint_ns: "",
+              checkpoint_id: ids20[s]![10 + (r % 10)]!,
+            },
+          }),
+        ),
+      ),
+    );
     const drain = async (s: SaverName, threadId: string, limit?: number) => {
       let n = 0;
       for await (const _ of savers[s].list(

@@ -79,11 +79,23 @@ function printCheckpoint(r: CheckpointBenchResult): void {
   ) => targets.push({ name, value, target, ok: value !== undefined && ok(value) });
   add(
     "getTuple latest vs official",
-    op("getTuple latest")?.vsOfficial,
+    op("getTuple latest (")?.vsOfficial,
+    "<= 0.25x",
+    (v) => v <= 0.25,
+  );
+  add(
+    "getTuple latest vs official, cold process",
+    op("getTuple latest, cold")?.vsOfficial,
     "<= 0.25x",
     (v) => v <= 0.25,
   );
   add("getTuple by id vs official", op("getTuple by id")?.vsOfficial, "<= 0.30x", (v) => v <= 0.3);
+  add(
+    "getTuple by id vs official, cold process",
+    op("getTuple by id, cold")?.vsOfficial,
+    "<= 0.30x",
+    (v) => v <= 0.3,
+  );
   add("put vs official", op("put")?.vsOfficial, "<= 0.60x", (v) => v <= 0.6);
   add("putWrites (2 writes) vs official", op("putWrites")?.vsOfficial, "<= 0.50x", (v) => v <= 0.5);
   add(
