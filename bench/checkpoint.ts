@@ -51,7 +51,7 @@ export interface CheckpointBenchResult {
 
 const CONTENT = (i: number, role: string) => messageText(i, role);
 
-/** A LangGraph-like checkpoint sequence: messages grow by one element per checkpoint. */
+/** A LangGraph-like checkpoint sequence: messages grow by a turn (two messages) per checkpoint. */
 class ThreadScript {
   readonly messages: BaseMessage[] = [];
   private version = 0;
@@ -65,11 +65,11 @@ class ThreadScript {
     newVersions: ChannelVersions;
     metadata: Record<string, unknown>;
   } {
+    // One checkpoint per turn of two messages, as in the issue's payload.
     const i = this.messages.length;
     this.messages.push(
-      i % 2 === 0
-        ? new HumanMessage({ content: CONTENT(i, "human"), id: `h-${i}` })
-        : new AIMessage({ content: CONTENT(i, "ai"), id: `a-${i}` }),
+      new HumanMessage({ content: CONTENT(i, "human"), id: `h-${i}` }),
+      new AIMessage({ content: CONTENT(i + 1, "ai"), id: `a-${i + 1}` }),
     );
     this.version += 1;
     this.step += 1;
@@ -295,11 +295,11 @@ export async function benchCheckpoints(
     }
     log("floor measured");
 
-    // --- put: each round appends the next checkpoint of a 40-message thread
+    // --- put: each round appends the next turn of a 20-turn (40-message) thread
     const scripts: Record<string, ThreadScript> = {};
     const putOp = async (s: SaverName, r: number) => {
-      const key = `${s}-${Math.floor(r / 40)}`;
-      const script = (scripts[key] ??= new ThreadScript(`put-${Math.floor(r / 40)}`));
+      const key = `${s}-${Math.floor(r / 20)}`;
+      const script = (scripts[key] ??= new ThreadScript(`put-${Math.floor(r / 20)}`));
       const { config, checkpoint, newVersions, metadata } = script.next();
       await savers[s].put(config, checkpoint, metadata as never, newVersions);
     };
@@ -419,8 +419,8 @@ export async function benchCheckpoints(
           let script = new ThreadScript(`tp-${s}-${c}`);
           let n = 0;
           while (Date.now() < stopAt) {
-            // Threads of 40 messages, like the put rounds above.
-            if (++n % 40 === 0) script = new ThreadScript(`tp-${s}-${c}-${n}`);
+            // Threads of 20 turns, like the put rounds above.
+            if (++n % 20 === 0) script = new ThreadScript(`tp-${s}-${c}-${n}`);
             const { config, checkpoint, newVersions, metadata } = script.next();
             await savers[s].put(config, checkpoint, metadata as never, newVersions);
             ops++;

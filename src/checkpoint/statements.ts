@@ -120,7 +120,8 @@ DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
   /**
    * Wraps a checkpoint selection into one query that also returns, as separate rows, every blob
    * the selected checkpoints need (for a delta, every row of its chain, found through
-   * delta_root in one index lookup; each row once) and their pending writes.
+   * delta_root in one index scan; a row shared by several listed checkpoints comes once, a
+   * chain's root may come twice) and their pending writes.
    * Row kinds: 0 checkpoint, 1 blob, 2 write, 3 a blob the caller already holds.
    *
    * With `knownFrom`, parameters $knownFrom..+2 list (channel, version, xmin) triples the caller
@@ -152,9 +153,10 @@ want AS (
 heads AS (
   -- LATERAL + LIMIT: one primary-key probe per wanted version. As a plain join the planner,
   -- which guesses 100 rows for jsonb_each_text, hashes a sequential scan of all blobs.
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.delta_root, ${cached} AS cached
+  SELECT b.*, ${cached} AS cached
   FROM want w CROSS JOIN LATERAL (
-    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.delta_root, x.xmin::text AS xmin
+    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root,
+           x.xmin::text AS xmin, x.blob
     FROM ${s}.checkpoint_blobs x
     WHERE x.thread_id = w.thread_id AND x.checkpoint_ns = w.checkpoint_ns
       AND x.channel = w.channel AND x.version = w.version
@@ -162,22 +164,9 @@ heads AS (
   ) b
 ),
 chains AS (
+  -- Each delta chain once, however many listed checkpoints end in it.
   SELECT DISTINCT thread_id, checkpoint_ns, channel, delta_root
   FROM heads WHERE delta_root IS NOT NULL AND NOT cached
-),
-chain AS (
-  SELECT thread_id, checkpoint_ns, channel, version FROM heads WHERE NOT cached
-  UNION
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version
-  FROM chains g CROSS JOIN LATERAL (
-    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version
-    FROM ${s}.checkpoint_blobs x
-    WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
-      AND x.channel = g.channel AND x.delta_root = g.delta_root
-    OFFSET 0 -- not flattened: a parameterized scan of the delta_root index
-  ) b
-  UNION
-  SELECT g.thread_id, g.checkpoint_ns, g.channel, g.delta_root FROM chains g
 )
 SELECT 0 AS kind, cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id AS c1, cp.parent_checkpoint_id AS c2,
        cp.checkpoint::text AS c3, cp.metadata::text AS c4, NULL::text AS c5, NULL::text AS c6,
@@ -187,14 +176,32 @@ UNION ALL
 SELECT 3, h.thread_id, h.checkpoint_ns, h.channel, h.version, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM heads h WHERE h.cached
 UNION ALL
+-- Full values wanted directly.
 SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
        NULL,${payloadColumns("b")}
-FROM chain c CROSS JOIN LATERAL (
+FROM heads b WHERE NOT b.cached AND b.delta_root IS NULL
+UNION ALL
+-- Every row of each chain (the wanted deltas among them), by one scan of the delta_root index.
+SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
+       NULL,${payloadColumns("b")}
+FROM chains g CROSS JOIN LATERAL (
   SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root,
          x.xmin::text AS xmin, x.blob
   FROM ${s}.checkpoint_blobs x
-  WHERE x.thread_id = c.thread_id AND x.checkpoint_ns = c.checkpoint_ns
-    AND x.channel = c.channel AND x.version = c.version
+  WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
+    AND x.channel = g.channel AND x.delta_root = g.delta_root
+  OFFSET 0 -- not flattened: a parameterized scan of the delta_root index
+) b
+UNION ALL
+-- The full value each chain starts from.
+SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
+       NULL,${payloadColumns("b")}
+FROM chains g CROSS JOIN LATERAL (
+  SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root,
+         x.xmin::text AS xmin, x.blob
+  FROM ${s}.checkpoint_blobs x
+  WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
+    AND x.channel = g.channel AND x.version = g.delta_root
   LIMIT 1
 ) b
 UNION ALL
