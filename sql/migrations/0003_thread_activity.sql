@@ -36,6 +36,13 @@ BEGIN
   INSERT INTO :SCHEMA.checkpoint_threads AS t (thread_id, created_at, last_activity)
   SELECT DISTINCT n.thread_id, :SCHEMA.threadline_activity_at(), :SCHEMA.threadline_activity_at()
   FROM new_rows n
+  -- A plain read first: an upsert that decides not to update still locks the row, and a row
+  -- lock is a heap write plus a WAL record on every checkpoint write of an active thread.
+  WHERE NOT EXISTS (
+    SELECT 1 FROM :SCHEMA.checkpoint_threads c
+    WHERE c.thread_id = n.thread_id
+      AND c.last_activity >= :SCHEMA.threadline_activity_at() - interval '1 second'
+  )
   ORDER BY n.thread_id
   ON CONFLICT (thread_id) DO UPDATE
     SET last_activity = EXCLUDED.last_activity

@@ -321,7 +321,9 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           "getTuple",
         )
       : await this.query<LoadRow>(this.statements.getLatest, [threadId, ns, ...known], "getTuple");
-    const [tuple] = await this.assemble(rows, true, held);
+    // Only the latest checkpoint becomes the base of later deltas and confirmations: reading an
+    // older one (history, time travel) must not displace what the next write extends.
+    const [tuple] = await this.assemble(rows, !checkpointId, held);
     return tuple;
   }
 
