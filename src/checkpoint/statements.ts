@@ -21,6 +21,14 @@ const payloadColumns = (alias: string) => `
 const payloadValue = (alias: string) =>
   `CASE WHEN ${alias}.b64 IS NOT NULL THEN decode(${alias}.b64, 'base64') ELSE convert_to(${alias}.txt, 'UTF8') END`;
 
+/** The blob columns every lookup of the load query selects (from alias `x`). */
+const BLOB_FIELDS =
+  "x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root, x.xmin::text AS xmin, x.blob";
+
+/** A kind-1 (blob) row of the load query, from alias `b` holding BLOB_FIELDS. */
+const BLOB_ROW = `SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
+       NULL,${payloadColumns("b")}`;
+
 /** Columns every checkpoint selection must produce for {@link loadQuery}. */
 const CP_COLUMNS =
   "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata";
@@ -155,8 +163,7 @@ heads AS (
   -- which guesses 100 rows for jsonb_each_text, hashes a sequential scan of all blobs.
   SELECT b.*, ${cached} AS cached
   FROM want w CROSS JOIN LATERAL (
-    SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root,
-           x.xmin::text AS xmin, x.blob
+    SELECT ${BLOB_FIELDS}
     FROM ${s}.checkpoint_blobs x
     WHERE x.thread_id = w.thread_id AND x.checkpoint_ns = w.checkpoint_ns
       AND x.channel = w.channel AND x.version = w.version
@@ -177,16 +184,13 @@ SELECT 3, h.thread_id, h.checkpoint_ns, h.channel, h.version, NULL, NULL, NULL, 
 FROM heads h WHERE h.cached
 UNION ALL
 -- Full values wanted directly.
-SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
-       NULL,${payloadColumns("b")}
+${BLOB_ROW}
 FROM heads b WHERE NOT b.cached AND b.delta_root IS NULL
 UNION ALL
 -- Every row of each chain (the wanted deltas among them), by one scan of the delta_root index.
-SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
-       NULL,${payloadColumns("b")}
+${BLOB_ROW}
 FROM chains g CROSS JOIN LATERAL (
-  SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root,
-         x.xmin::text AS xmin, x.blob
+  SELECT ${BLOB_FIELDS}
   FROM ${s}.checkpoint_blobs x
   WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
     AND x.channel = g.channel AND x.delta_root = g.delta_root
@@ -194,11 +198,9 @@ FROM chains g CROSS JOIN LATERAL (
 ) b
 UNION ALL
 -- The full value each chain starts from.
-SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.delta_base, b.delta_root, b.xmin,
-       NULL,${payloadColumns("b")}
+${BLOB_ROW}
 FROM chains g CROSS JOIN LATERAL (
-  SELECT x.thread_id, x.checkpoint_ns, x.channel, x.version, x.type, x.delta_base, x.delta_root,
-         x.xmin::text AS xmin, x.blob
+  SELECT ${BLOB_FIELDS}
   FROM ${s}.checkpoint_blobs x
   WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
     AND x.channel = g.channel AND x.version = g.delta_root
