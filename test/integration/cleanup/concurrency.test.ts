@@ -1,29 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCleanup, type CleanupResult } from "../../../src/cleanup/index.js";
-import { migrate } from "../../../src/db/migrator.js";
-import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
-import { backdate, countRows, seedThreads, writeCheckpoint } from "./fixtures.js";
+import { testPool } from "../../helpers/db.js";
+import { backdate, countRows, seedThreads, writeCheckpoint, useCleanupSchema } from "./fixtures.js";
 
-const pool = testPool(8);
-const schema = uniqueSchema("tl_cleanup_conc");
-const q = `"${schema}"`;
+const { pool, schema, q } = useCleanupSchema("tl_cleanup_conc", 8);
 const DAY = 86_400_000;
-
-beforeAll(async () => {
-  await requirePostgres();
-  await migrate(pool, { schema });
-});
-beforeEach(async () => {
-  await pool.query(
-    `TRUNCATE ${q}.checkpoints, ${q}.checkpoint_blobs, ${q}.checkpoint_writes, ${q}.checkpoint_threads`,
-  );
-});
-afterAll(async () => {
-  await dropSchema(pool, schema);
-  await pool.end();
-});
 
 interface Writers {
   committed: Array<{ threadId: string; checkpointId: string }>;

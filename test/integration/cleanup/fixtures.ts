@@ -1,5 +1,35 @@
 import type pg from "pg";
+import { afterAll, beforeAll, beforeEach } from "vitest";
+import { migrate } from "../../../src/db/migrator.js";
 import { quoteSchema } from "../../../src/db/identifier.js";
+import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
+
+/**
+ * A migrated schema of this test file's own, dropped after. Every test starts from empty tables:
+ * a sweep deletes whatever is expired, not just its own rows.
+ */
+export function useCleanupSchema(
+  prefix: string,
+  poolSize = 4,
+): { pool: pg.Pool; schema: string; q: string } {
+  const pool = testPool(poolSize);
+  const schema = uniqueSchema(prefix);
+  const q = `"${schema}"`;
+  beforeAll(async () => {
+    await requirePostgres();
+    await migrate(pool, { schema });
+  });
+  beforeEach(async () => {
+    await pool.query(
+      `TRUNCATE ${q}.checkpoints, ${q}.checkpoint_blobs, ${q}.checkpoint_writes, ${q}.checkpoint_threads`,
+    );
+  });
+  afterAll(async () => {
+    await dropSchema(pool, schema);
+    await pool.end();
+  });
+  return { pool, schema, q };
+}
 
 /** Zero-padded ids sort like the savers' time-ordered UUIDv6 checkpoint ids. */
 export const cpId = (n: number) => `cp-${String(n).padStart(8, "0")}`;

@@ -1,29 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { PostgresCheckpointer } from "../../../src/checkpoint/index.js";
 import { runCleanup } from "../../../src/cleanup/index.js";
-import { migrate } from "../../../src/db/migrator.js";
 import { chatGraph, chatTurn } from "../../helpers/graph.js";
-import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
-import { backdate, countRows, cpId, seedThreads } from "./fixtures.js";
+import { backdate, countRows, cpId, seedThreads, useCleanupSchema } from "./fixtures.js";
 
-const pool = testPool(4);
-const schema = uniqueSchema("tl_cleanup_hist");
-const q = `"${schema}"`;
+const { pool, schema, q } = useCleanupSchema("tl_cleanup_hist");
 const DAY = 86_400_000;
-
-beforeAll(async () => {
-  await requirePostgres();
-  await migrate(pool, { schema });
-});
-beforeEach(async () => {
-  await pool.query(
-    `TRUNCATE ${q}.checkpoints, ${q}.checkpoint_blobs, ${q}.checkpoint_writes, ${q}.checkpoint_threads`,
-  );
-});
-afterAll(async () => {
-  await dropSchema(pool, schema);
-  await pool.end();
-});
 
 interface BlobSpec {
   channel: string;

@@ -1,31 +1,14 @@
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import { emptyCheckpoint, type Checkpoint } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCleanup } from "../../../src/cleanup/index.js";
 import { migrate } from "../../../src/db/migrator.js";
-import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
-import { backdate, countRows, seedThreads } from "./fixtures.js";
+import { dropSchema, uniqueSchema } from "../../helpers/db.js";
+import { backdate, countRows, seedThreads, useCleanupSchema } from "./fixtures.js";
 
-const pool = testPool(4);
-const schema = uniqueSchema("tl_cleanup_ttl");
-const q = `"${schema}"`;
+const { pool, schema, q } = useCleanupSchema("tl_cleanup_ttl");
 const DAY = 86_400_000;
-
-beforeAll(async () => {
-  await requirePostgres();
-  await migrate(pool, { schema });
-});
-// Every test starts from empty tables: a sweep deletes whatever is expired, not just its own rows.
-beforeEach(async () => {
-  await pool.query(
-    `TRUNCATE ${q}.checkpoints, ${q}.checkpoint_blobs, ${q}.checkpoint_writes, ${q}.checkpoint_threads`,
-  );
-});
-afterAll(async () => {
-  await dropSchema(pool, schema);
-  await pool.end();
-});
 
 const cleanup = async (ttl: string, batch: number) =>
   (
