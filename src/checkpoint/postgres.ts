@@ -253,9 +253,9 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const { pool: poolConfig, ...rest } = options;
     const pool = createPool({
       connectionString: url,
+      ...(poolConfig ? { pg: poolConfig } : {}),
       ...(rest.logger ? { logger: rest.logger } : {}),
     });
-    if (poolConfig) Object.assign(pool.options, poolConfig);
     const saver = new PostgresCheckpointer(pool, rest);
     saver.ownsPool = true;
     return saver;

@@ -4,6 +4,8 @@ import { silentLogger } from "../logger.js";
 
 export interface PoolOptions {
   connectionString: string;
+  /** Further `pg.Pool` settings, applied over the ones derived from the options below. */
+  pg?: pg.PoolConfig;
   /** `application_name` reported in pg_stat_activity. Default `threadline`. */
   applicationName?: string;
   /** Connections kept at most (`size + maxOverflow`). Default 10. */
@@ -71,7 +73,7 @@ export function createPool(options: PoolOptions): pg.Pool {
   if (recycleMs > 0) config.maxLifetimeSeconds = Math.max(1, Math.round(recycleMs / 1000));
   const statementTimeout = options.statementTimeoutMs ?? 30_000;
   if (statementTimeout > 0) config.statement_timeout = statementTimeout;
-  return attachPoolErrorHandler(new pg.Pool(config), logger);
+  return attachPoolErrorHandler(new pg.Pool({ ...config, ...options.pg }), logger);
 }
 
 /** Adds the `error` listener every pool needs (see createPool). Returns the same pool. */

@@ -148,6 +148,19 @@ describe("PostgresCheckpointer robustness", () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it("fromConnString builds its own pool with the given settings and end() closes it", async () => {
+    const saver = PostgresCheckpointer.fromConnString(TEST_DATABASE_URL, {
+      schema,
+      pool: { max: 3 },
+    });
+    expect(saver.pool.options.max).toBe(3);
+    const cp = checkpoint();
+    const cfg = await saver.put({ configurable: { thread_id: "from-conn" } }, cp, meta, {});
+    expect((await saver.getTuple(cfg))?.checkpoint.id).toBe(cp.id);
+    await saver.end();
+    expect(saver.pool.ending).toBe(true);
+  });
+
   it("returns undefined for unknown thread and checkpoint ids", async () => {
     const saver = new PostgresCheckpointer(admin, { schema });
     expect(await saver.getTuple({ configurable: { thread_id: "missing" } })).toBeUndefined();
