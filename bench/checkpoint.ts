@@ -47,6 +47,12 @@ export interface CheckpointBenchResult {
     growth: number;
   };
   floor: Record<string, { p50: number; p99: number }>;
+  /**
+   * The write-heavy figures again with `synchronous_commit = off` for both Postgres savers: what
+   * they cost without the WAL flush each durable commit waits for (on this machine's disk, most
+   * of a single-row INSERT). Informational; the targets use durable commits.
+   */
+  withoutFlush: OperationResult[];
 }
 
 const CONTENT = (i: number, role: string) => messageText(i, role);
@@ -241,6 +247,77 @@ async function threadBytes(
     [threadId],
   );
   return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * putWrites and the chat turn with asynchronous commit on both Postgres savers (same schemas,
+ * fresh threads): separates the cost of each design from the disk's flush latency.
+ */
+async function measureWithoutFlush(
+  opts: CheckpointBenchOptions,
+  officialSchema: string,
+  oursSchema: string,
+  memory: BaseCheckpointSaver,
+  R: number,
+): Promise<OperationResult[]> {
+  const pool = attachPoolErrorHandler(
+    new pg.Pool({ connectionString: opts.url, max: 10, options: "-c synchronous_commit=off" }),
+  );
+  try {
+    const savers: Record<SaverName, BaseCheckpointSaver> = {
+      official: new PostgresSaver(pool, undefined, { schema: officialSchema }),
+      threadline: new PostgresCheckpointer(pool, { schema: oursSchema }),
+      memory,
+    };
+    const ids: Record<string, string[]> = {};
+    for (const s of SAVERS) ids[s] = await fill(savers[s], "noflush-20", 20);
+    const results: OperationResult[] = [];
+    results.push(
+      summarize(
+        "putWrites (2 writes), no flush",
+        await rounds(R, SAVERS, (s, r) =>
+          savers[s].putWrites(
+            {
+              configurable: {
+                thread_id: "noflush-20",
+                checkpoint_ns: "",
+                checkpoint_id: ids[s]![r % 20]!,
+              },
+            },
+            [
+              ["messages", [new AIMessage({ content: CONTENT(r, "w"), id: `nw-${r}` })]],
+              ["branch:to:model", null],
+            ],
+            `nf-task-${r}`,
+          ),
+        ),
+      ),
+    );
+    const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
+      SaverName,
+      ReturnType<typeof fakeModelGraph>
+    >;
+    const samples: Record<string, Sample[]> = { official: [], threadline: [], memory: [] };
+    let round = 0;
+    for (let t = 0; t < (opts.quick ? 3 : 15); t++) {
+      for (let turn = 1; turn <= 20; turn++, round++) {
+        const order = SAVERS.map((_, i) => SAVERS[(i + round) % SAVERS.length]!);
+        for (const s of order) {
+          const ms = await timeIt(() =>
+            graphs[s].invoke(
+              { messages: [new HumanMessage(CONTENT(turn, "user"))] },
+              { configurable: { thread_id: `noflush-chat-${t}` } },
+            ),
+          );
+          samples[s]!.push({ round, ms });
+        }
+      }
+    }
+    results.push(summarize("chat turn (invoke, 20 turns), no flush", samples));
+    return results;
+  } finally {
+    await pool.end();
+  }
 }
 
 /** Runs the checkpoint benchmark: official PostgresSaver vs PostgresCheckpointer vs MemorySaver. */
@@ -500,7 +577,11 @@ export async function benchCheckpoints(
     }
     storage.ratio = storage.threadline.bytes / storage.official.bytes;
     storage.growth = storage.threadline.turn20 / storage.threadline.turn1;
-    return { operations, throughput, statementsPerTurn, storage, floor };
+    log("statements and storage measured");
+
+    const withoutFlush = await measureWithoutFlush(opts, officialSchema, oursSchema, memory, R);
+    log("commit-flush share measured");
+    return { operations, throughput, statementsPerTurn, storage, floor, withoutFlush };
   } finally {
     await pool.query(`DROP SCHEMA IF EXISTS "${officialSchema}" CASCADE`).catch(() => undefined);
     await pool.query(`DROP SCHEMA IF EXISTS "${oursSchema}" CASCADE`).catch(() => undefined);

@@ -14,6 +14,30 @@ export interface DeltaBase {
   depth: number;
   /** xmin of the blob row, when known: proves the row is still the one these items came from. */
   xmin?: string;
+  /**
+   * Earlier versions of the channel that this process stored as rows whose value is a prefix of
+   * `items` (newest last, at most {@link MAX_PREFIXES}): a read of an older checkpoint whose row
+   * still has that xmin slices `items` instead of fetching and decoding the chain.
+   */
+  prefixes?: readonly StoredPrefix[];
+}
+
+/** A stored row (by version and xmin) holding the first `length` elements of an entry's items. */
+export interface StoredPrefix {
+  version: string;
+  xmin: string;
+  length: number;
+}
+
+/** Earlier versions remembered per channel: recent history, the usual target of by-id reads. */
+export const MAX_PREFIXES = 64;
+
+/** `base`'s prefixes plus `base` itself, for an entry whose items extend base.items. */
+export function prefixesAfter(base: DeltaBase): StoredPrefix[] {
+  const prefixes = [...(base.prefixes ?? [])];
+  if (base.xmin !== undefined)
+    prefixes.push({ version: base.version, xmin: base.xmin, length: base.items.length });
+  return prefixes.length > MAX_PREFIXES ? prefixes.slice(-MAX_PREFIXES) : prefixes;
 }
 
 /**

@@ -21,12 +21,15 @@ import { silentLogger, type Logger } from "../logger.js";
 import { toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
 import { migrate } from "../db/migrator.js";
+import { ClientLease } from "../db/lease.js";
 import { attachPoolErrorHandler, createPool } from "../db/pool.js";
 import { withRetry, type RetryOptions } from "../db/retry.js";
-import { DeltaCache, type DeltaBase } from "./delta-cache.js";
+import { DeltaCache, prefixesAfter, type DeltaBase, type StoredPrefix } from "./delta-cache.js";
 import { COMPRESSED_SUFFIX, compress, decompressToText } from "./compression.js";
 import { FALLBACK, fastDecode } from "./fast-decode.js";
+import { fastEncode } from "./fast-encode.js";
 import { Statements, type LoadRow, type Statement } from "./statements.js";
+import { WriteQueue, mergeWrites, type QueuedWrite, type WriteBatch } from "./write-queue.js";
 
 /** Options of {@link PostgresCheckpointer}. */
 export interface PostgresCheckpointerOptions {
@@ -47,6 +50,13 @@ export interface PostgresCheckpointerOptions {
   deltaCacheSize?: number;
   /** Deltas stacked on one full value before a full value is written again. Default 256. */
   maxDeltaDepth?: number;
+  /**
+   * Coalesce pending writes with the next put of their thread (default true): writes issued while
+   * a put of their thread is in flight are sent in the same statement as the put that follows
+   * it (LangGraph's pattern), or alone once the event loop is idle; putWrites is acknowledged only
+   * once its rows are committed either way. `false` sends every putWrites as its own statement.
+   */
+  coalesceWrites?: boolean;
   /** Serializer; default LangGraph's JsonPlusSerializer (same bytes as the official saver). */
   serde?: SerializerProtocol;
   logger?: Logger;
@@ -109,6 +119,40 @@ function chainDepth(
   return depth;
 }
 
+/** The per-row arrays of queued writes after thread and namespace, as the statements take them. */
+function writeColumns(rows: QueuedWrite[]): unknown[] {
+  return [
+    rows.map((r) => r.checkpointId),
+    rows.map((r) => r.taskId),
+    rows.map((r) => r.taskPath),
+    rows.map((r) => r.idx),
+    rows.map((r) => r.channel),
+    rows.map((r) => r.type),
+    rows.map((r) => r.txt),
+    rows.map((r) => r.b64),
+  ];
+}
+
+/** A fresh array of the elements a held entry knows for `version` (itself or a stored prefix). */
+function heldValue(base: DeltaBase | undefined, version: string): unknown[] | undefined {
+  if (!base) return undefined;
+  if (base.version === version) return base.items.slice();
+  const prefix = base.prefixes?.find((p) => p.version === version);
+  return prefix ? base.items.slice(0, prefix.length) : undefined;
+}
+
+/** Whether `value` begins with the very element objects of `prefix`. */
+function startsWith(value: readonly unknown[], prefix: readonly unknown[]): boolean {
+  if (prefix.length > value.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (value[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** A connection-level failure: retrying statements one by one would fail the same way. */
+function isUnavailable(err: unknown): boolean {
+  return err instanceof ThreadlineError && err.code === "DB_UNAVAILABLE";
+}
+
 function cpKey(threadId: string, ns: string, id: string): string {
   return `${threadId}\u0000${ns}\u0000${id}`;
 }
@@ -119,16 +163,17 @@ function cpKey(threadId: string, ns: string, id: string): string {
  */
 function toPayload(
   type: string,
-  bytes: Uint8Array,
+  data: Uint8Array | string,
   compressed: boolean,
 ): { type: string; txt: string | null; b64: string | null } {
   if (compressed && (type === "json" || type === "delta")) {
-    const packed = compress(bytes);
+    const packed = compress(typeof data === "string" ? Buffer.from(data) : data);
     if (packed)
       return { type: `${type}${COMPRESSED_SUFFIX}`, txt: null, b64: packed.toString("base64") };
   }
   if (type === "json" || type === "delta")
-    return { type, txt: textDecoder.decode(bytes), b64: null };
+    return { type, txt: typeof data === "string" ? data : textDecoder.decode(data), b64: null };
+  const bytes = typeof data === "string" ? Buffer.from(data) : data;
   return {
     type,
     txt: null,
@@ -139,6 +184,11 @@ function toPayload(
 function payloadData(txt: string | null, b64: string | null): string | Uint8Array {
   if (txt !== null) return txt;
   return b64 === null ? new Uint8Array() : new Uint8Array(Buffer.from(b64, "base64"));
+}
+
+/** jsonb cannot hold U+0000: drop it instead of failing the whole checkpoint (22P05). */
+function withoutNul(json: string): string {
+  return json.includes(NUL_ESCAPE) ? JSON.stringify(stripNul(JSON.parse(json))) : json;
 }
 
 /** Removes NUL characters (which jsonb cannot hold) from every string and key of a JSON value. */
@@ -206,6 +256,8 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   private readonly maxDeltaDepth: number;
   private readonly logger: Logger;
   private readonly fastJson: boolean;
+  private readonly writeQueue: WriteQueue | undefined;
+  private readonly lease: ClientLease;
   private ownsPool = false;
   private setupPromise: Promise<void> | undefined;
 
@@ -218,6 +270,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const schema = options.schema ?? "public";
     quoteSchema(schema);
     this.pool = attachPoolErrorHandler(pool, options.logger);
+    this.lease = new ClientLease(this.pool);
     this.schema = schema;
     this.storage = options.storage ?? "delta";
     this.statements = new Statements(schema);
@@ -228,6 +281,19 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     this.logger = options.logger ?? silentLogger;
     // The fast decoder reproduces JsonPlusSerializer; a custom serializer is always used as is.
     this.fastJson = options.serde === undefined;
+    if (options.coalesceWrites ?? true)
+      this.writeQueue = new WriteQueue((batches) => this.storeWrites(batches));
+  }
+
+  /**
+   * The serializer's output for `value` without awaiting, when the default serializer is in use
+   * and the value is plain JSON (see fast-encode.ts); undefined means "ask the serializer".
+   * Bytes are never produced here, so a Uint8Array value (type "bytes") always falls through.
+   */
+  private encodeSync(value: unknown): [string, string] | undefined {
+    if (!this.fastJson || value instanceof Uint8Array) return undefined;
+    const text = fastEncode(value);
+    return text === undefined ? undefined : ["json", text];
   }
 
   /** Decodes one stored payload; synchronous for plain JSON and LangChain messages. */
@@ -277,6 +343,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
 
   /** Closes the pool if this checkpointer created it (fromConnString). */
   async end(): Promise<void> {
+    await this.settleWrites();
     if (this.ownsPool) await this.pool.end();
   }
 
@@ -289,7 +356,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       ? { name: stmt.name, text: stmt.text, values }
       : { text: stmt.text, values };
     try {
-      return await withRetry(() => this.pool.query<R>(config), this.retry);
+      return await withRetry(() => this.lease.query<R>(config), this.retry);
     } catch (err) {
       throw toThreadlineError(err, what);
     }
@@ -303,17 +370,25 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     if (threadId === undefined) return undefined;
     const ns = asNamespace(c.checkpoint_ns);
     const checkpointId = asId(c.checkpoint_id, "checkpoint_id", false);
+    await this.settleWrites(threadId);
     // Array values this process holds for the thread (with the identity of their rows): the
     // query confirms them instead of sending and decoding their chains again.
     const held = new Map<string, DeltaBase>();
     for (const [channel, base] of this.deltas.channels(threadId, ns) ?? []) {
       if (base.xmin !== undefined) held.set(channel, base);
     }
-    const known = [
-      [...held.keys()],
-      [...held.values()].map((b) => b.version),
-      [...held.values()].map((b) => b.xmin),
-    ];
+    // The held version itself and the earlier versions it extends (for reads by id).
+    const known: [string[], string[], string[]] = [[], [], []];
+    for (const [channel, base] of held) {
+      for (const p of base.prefixes ?? []) {
+        known[0].push(channel);
+        known[1].push(p.version);
+        known[2].push(p.xmin);
+      }
+      known[0].push(channel);
+      known[1].push(base.version);
+      known[2].push(base.xmin!);
+    }
     const { rows } = checkpointId
       ? await this.query<LoadRow>(
           this.statements.getById,
@@ -358,6 +433,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       values.push(Math.max(0, n));
       limitParam = `$${values.length}`;
     }
+    await this.settleWrites(threadId);
     const { rows } = await this.query<LoadRow>(
       this.statements.list(where, limitParam),
       values,
@@ -480,9 +556,11 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       await Promise.all(
         Object.entries(checkpoint.channel_versions).map(async ([channel, version]) => {
           const key = blobKey(row.threadId, row.ns, channel, String(version));
-          const mine = confirmed.has(key) ? held?.get(channel) : undefined;
-          if (mine) {
-            channelValues[channel] = mine.items.slice();
+          if (confirmed.has(key)) {
+            // Confirmed rows are exactly the ones the query was told this process holds.
+            const mine = heldValue(held?.get(channel), String(version));
+            if (!mine) throw new ThreadlineError("DATA_CORRUPT", `held ${channel}@${version} lost`);
+            channelValues[channel] = mine;
             return;
           }
           const blob = blobs.get(key);
@@ -596,7 +674,25 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     if (typeof checkpoint?.id !== "string" || checkpoint.id === "") {
       throw new ThreadlineError("INVALID_INPUT", "put: checkpoint.id must be a non-empty string");
     }
+    // From the call on, a put of the thread is pending: writes issued meanwhile wait for the
+    // next put (see WriteQueue).
+    const queue = this.writeQueue;
+    queue?.putStarted(threadId);
+    try {
+      return await this.storePut(threadId, ns, parentId, checkpoint, metadata, newVersions);
+    } finally {
+      queue?.putSettled(threadId);
+    }
+  }
 
+  private async storePut(
+    threadId: string,
+    ns: string,
+    parentId: string | null,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<RunnableConfig> {
     // Serialize before taking a connection, so the statement holds the pool only for its I/O.
     const channels: string[] = [];
     const versions: string[] = [];
@@ -611,6 +707,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       root: string;
       items: unknown[];
       depth: number;
+      prefixes: StoredPrefix[];
     }> = [];
     const values = checkpoint.channel_values ?? {};
     for (const [channel, rawVersion] of Object.entries(newVersions ?? {})) {
@@ -626,9 +723,10 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           ? this.deltaBase(threadId, ns, channel, version, value)
           : undefined;
       if (base && Array.isArray(value)) {
-        const [type, bytes] = await this.serde.dumpsTyped(value.slice(base.items.length));
+        const suffix = value.slice(base.items.length);
+        const [type, data] = this.encodeSync(suffix) ?? (await this.serde.dumpsTyped(suffix));
         if (type === "json") {
-          const payload = toPayload("delta", bytes, true);
+          const payload = toPayload("delta", data, true);
           types.push(payload.type);
           txts.push(payload.txt);
           b64s.push(payload.b64);
@@ -640,46 +738,61 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
             root: base.root,
             items: value.slice(),
             depth: base.depth + 1,
+            prefixes: prefixesAfter(base),
           });
           continue;
         }
       }
-      const [type, bytes] = await this.serde.dumpsTyped(value);
-      const payload = toPayload(type, bytes, this.storage === "delta");
+      const [type, data] = this.encodeSync(value) ?? (await this.serde.dumpsTyped(value));
+      const payload = toPayload(type, data, this.storage === "delta");
       types.push(payload.type);
       txts.push(payload.txt);
       b64s.push(payload.b64);
       bases.push(null);
       roots.push(null);
       if (this.storage === "delta" && Array.isArray(value)) {
-        remember.push({ channel, version, root: version, items: value.slice(), depth: 0 });
+        // A full value (a new chain) still extends what this process stored before, when its
+        // elements are the same objects: those rows stay valid prefixes.
+        const prev = this.deltas.get(threadId, ns, channel);
+        const prefixes =
+          prev && prev.version !== version && startsWith(value, prev.items)
+            ? prefixesAfter(prev)
+            : [];
+        remember.push({
+          channel,
+          version,
+          root: version,
+          items: value.slice(),
+          depth: 0,
+          prefixes,
+        });
       }
     }
     const { channel_values: _omit, ...stored } = checkpoint;
     // In delta storage the id is not repeated inside the JSON (it is the checkpoint_id column);
     // `full` keeps the official layout byte for byte.
     const storedJson = this.storage === "delta" ? { ...stored, id: undefined } : stored;
-    const metadataJson = await this.dumpMetadata(metadata);
+    const fastMetadata = this.encodeSync(metadata ?? {});
+    const metadataJson = fastMetadata
+      ? withoutNul(fastMetadata[1])
+      : await this.dumpMetadata(metadata);
 
-    const { rows } = await this.query<{ stored: Array<[string, string]> }>(
-      this.statements.put,
-      [
-        threadId,
-        ns,
-        checkpoint.id,
-        parentId,
-        JSON.stringify(storedJson),
-        metadataJson,
-        channels,
-        versions,
-        types,
-        txts,
-        b64s,
-        bases,
-        roots,
-      ],
-      "put",
-    );
+    const params = [
+      threadId,
+      ns,
+      checkpoint.id,
+      parentId,
+      JSON.stringify(storedJson),
+      metadataJson,
+      channels,
+      versions,
+      types,
+      txts,
+      b64s,
+      bases,
+      roots,
+    ];
+    const rows = await this.storeCheckpoint(params, this.writeQueue?.take(threadId, ns) ?? []);
     const inserted = new Map(rows[0]?.stored ?? []);
     for (const r of remember) {
       // A version that already existed (a retried put, or a forked thread reusing a version
@@ -692,12 +805,48 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
           items: r.items,
           depth: r.depth,
           xmin,
+          ...(r.prefixes.length > 0 ? { prefixes: r.prefixes } : {}),
         });
       } else this.deltas.delete(threadId, ns, r.channel);
     }
     return {
       configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id },
     };
+  }
+
+  /**
+   * Runs the put statement, with the thread's queued writes when there are any (one round trip,
+   * one commit). If that fails for a reason other than the connection, the checkpoint and the
+   * writes are stored apart, so each caller gets its own outcome.
+   */
+  private async storeCheckpoint(
+    params: unknown[],
+    writes: WriteBatch[],
+  ): Promise<Array<{ stored: Array<[string, string]> }>> {
+    type Stored = { stored: Array<[string, string]> };
+    if (writes.length === 0)
+      return (await this.query<Stored>(this.statements.put, params, "put")).rows;
+    let result: pg.QueryResult<Stored>;
+    try {
+      result = await this.query<Stored>(
+        this.statements.putWithWrites,
+        [...params, ...writeColumns(mergeWrites(writes))],
+        "put",
+      );
+    } catch (err) {
+      if (isUnavailable(err)) {
+        for (const b of writes) b.reject(err);
+        throw err;
+      }
+      const stored = this.storeWrites(writes);
+      try {
+        return (await this.query<Stored>(this.statements.put, params, "put")).rows;
+      } finally {
+        await stored;
+      }
+    }
+    for (const b of writes) b.resolve();
+    return result.rows;
   }
 
   /** The stored version this array value extends element by element, if this process knows one. */
@@ -710,16 +859,13 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   ) {
     const base = this.deltas.get(threadId, ns, channel);
     if (!base || base.items.length === 0 || base.version === version) return undefined;
-    if (base.items.length > value.length || base.depth >= this.maxDeltaDepth) return undefined;
-    for (let i = 0; i < base.items.length; i++) if (value[i] !== base.items[i]) return undefined;
+    if (base.depth >= this.maxDeltaDepth || !startsWith(value, base.items)) return undefined;
     return base;
   }
 
   private async dumpMetadata(metadata: CheckpointMetadata): Promise<string> {
     const [, bytes] = await this.serde.dumpsTyped(metadata ?? {});
-    const text = textDecoder.decode(bytes);
-    // jsonb cannot hold U+0000: drop it instead of failing the whole checkpoint (22P05).
-    return text.includes(NUL_ESCAPE) ? JSON.stringify(stripNul(JSON.parse(text))) : text;
+    return withoutNul(textDecoder.decode(bytes));
   }
 
   override async putWrites(
@@ -744,29 +890,65 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       const idx = special ?? i;
       if (special !== undefined || !byIdx.has(idx)) byIdx.set(idx, write);
     });
-    const idxs: number[] = [];
-    const channels: string[] = [];
-    const types: string[] = [];
-    const txts: Array<string | null> = [];
-    const b64s: Array<string | null> = [];
+    const rows: QueuedWrite[] = [];
     for (const [idx, [channel, value]] of byIdx) {
-      const [type, bytes] = await this.serde.dumpsTyped(value);
-      const payload = toPayload(type, bytes, this.storage === "delta");
-      idxs.push(idx);
-      channels.push(channel);
-      types.push(payload.type);
-      txts.push(payload.txt);
-      b64s.push(payload.b64);
+      const [type, data] = this.encodeSync(value) ?? (await this.serde.dumpsTyped(value));
+      const payload = toPayload(type, data, this.storage === "delta");
+      rows.push({
+        threadId,
+        ns,
+        checkpointId,
+        taskId,
+        taskPath: taskPath ?? "",
+        idx,
+        channel,
+        type: payload.type,
+        txt: payload.txt,
+        b64: payload.b64,
+      });
     }
-    await this.query(
-      this.statements.putWrites,
-      [threadId, ns, checkpointId, taskId, taskPath ?? "", idxs, channels, types, txts, b64s],
-      "putWrites",
-    );
+    // Acknowledged once committed, alone or with the next put of the thread (WriteQueue).
+    if (this.writeQueue?.holds(threadId)) return this.writeQueue.add(threadId, ns, rows);
+    return new Promise<void>((resolve, reject) => {
+      void this.storeWrites([{ threadId, ns, rows, resolve, reject }]);
+    });
+  }
+
+  /**
+   * Stores queued writes in one statement and settles their callers; never throws. When the
+   * statement fails for a reason other than the connection, each call is retried on its own so
+   * that one bad write does not fail the others.
+   */
+  private async storeWrites(batches: WriteBatch[]): Promise<void> {
+    if (batches.length === 0) return;
+    try {
+      const rows = mergeWrites(batches);
+      await this.query(
+        this.statements.putWrites,
+        [rows.map((r) => r.threadId), rows.map((r) => r.ns), ...writeColumns(rows)],
+        "putWrites",
+      );
+    } catch (err) {
+      if (batches.length > 1 && !isUnavailable(err)) {
+        await Promise.all(batches.map((b) => this.storeWrites([b])));
+      } else for (const b of batches) b.reject(err);
+      return;
+    }
+    for (const b of batches) b.resolve();
+  }
+
+  /** Sends the writes this process queued for a thread (or for all threads) and waits. */
+  private async settleWrites(threadId?: string): Promise<void> {
+    const queue = this.writeQueue;
+    if (!queue || queue.size === 0) return;
+    if (threadId !== undefined && !queue.has(threadId)) return;
+    await this.storeWrites(threadId === undefined ? queue.takeAll() : queue.take(threadId));
   }
 
   override async deleteThread(threadId: string): Promise<void> {
     const id = asId(threadId, "thread_id", true);
+    // Writes issued before the delete are deleted with the thread, not stored after it.
+    await this.settleWrites(id);
     await this.query(this.statements.deleteThread, [id], "deleteThread");
     this.deltas.deleteThread(id);
   }

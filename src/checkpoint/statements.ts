@@ -44,7 +44,9 @@ export class Statements {
 
   /** One round trip per put: blobs and the checkpoint row in one statement (implicitly atomic). */
   readonly put: Statement;
-  /** One round trip per putWrites; special channels (negative idx) overwrite, others never do. */
+  /** put plus queued pending writes of the same thread, in one statement (see WriteQueue). */
+  readonly putWithWrites: Statement;
+  /** Queued pending writes of any threads, one statement; see {@link Statements.writesInsert}. */
   readonly putWrites: Statement;
   /** The latest checkpoint of a thread/namespace with its blobs and writes, one round trip. */
   readonly getLatest: Statement;
@@ -58,27 +60,27 @@ export class Statements {
   constructor(schema: string) {
     this.schema = schema;
     const s = (this.s = quoteSchema(schema));
-    this.put = statement(`WITH stored AS (
+    const checkpointInsert = `INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+RETURNING (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]') FROM stored) AS stored`;
+    const blobsCte = `stored AS (
   INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob, delta_base, delta_root)
   SELECT $1, $2, u.channel, u.version, u.type, ${payloadValue("u")}, u.base, u.root
   FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
     AS u(channel, version, type, txt, b64, base, root)
   ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
   RETURNING channel, xmin
-)
-INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
-RETURNING (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]') FROM stored) AS stored`);
-
-    this.putWrites = statement(`INSERT INTO ${s}.checkpoint_writes
-  (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-SELECT $1, $2, $3, $4, $5, u.idx, u.channel, u.type, ${payloadValue("u")}
-FROM unnest($6::int[], $7::text[], $8::text[], $9::text[], $10::text[]) AS u(idx, channel, type, txt, b64)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
-  SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
-  WHERE EXCLUDED.idx < 0`);
+)`;
+    this.put = statement(`WITH ${blobsCte}
+${checkpointInsert}`);
+    this.putWithWrites = statement(`WITH written AS (
+  ${this.writesInsert("$1", "$2", 14)}
+),
+${blobsCte}
+${checkpointInsert}`);
+    this.putWrites = statement(this.writesInsert("u.thread_id", "u.checkpoint_ns", 1));
 
     this.getLatest = statement(
       this.loadQuery(
@@ -103,6 +105,35 @@ WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::te
   bl AS (DELETE FROM ${s}.checkpoint_blobs WHERE thread_id = $1),
   wr AS (DELETE FROM ${s}.checkpoint_writes WHERE thread_id = $1)
 DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
+  }
+
+  /**
+   * Inserts pending writes given as parallel arrays from parameter `$first` on. `thread` and
+   * `ns` are either parameters (every row of the thread of a put) or the unnest columns
+   * `u.thread_id`/`u.checkpoint_ns` (then the first two arrays hold them). Special channels
+   * (negative idx) overwrite their slot, other rows never do.
+   */
+  private writesInsert(thread: string, ns: string, first: number): string {
+    const perRow = thread.startsWith("u.");
+    const names = [
+      ...(perRow ? ["thread_id", "checkpoint_ns"] : []),
+      "checkpoint_id",
+      "task_id",
+      "task_path",
+      "idx",
+      "channel",
+      "type",
+      "txt",
+      "b64",
+    ];
+    const arrays = names.map((n, i) => `$${first + i}::${n === "idx" ? "int" : "text"}[]`);
+    return `INSERT INTO ${this.s}.checkpoint_writes
+  (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+SELECT ${thread}, ${ns}, u.checkpoint_id, u.task_id, u.task_path, u.idx, u.channel, u.type, ${payloadValue("u")}
+FROM unnest(${arrays.join(", ")}) AS u(${names.join(", ")})
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
+  SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
+  WHERE EXCLUDED.idx < 0`;
   }
 
   /**

@@ -1,0 +1,75 @@
+import type pg from "pg";
+import { classifyDbError } from "./errors.js";
+
+/**
+ * Runs queries on pooled clients that it keeps checked out while they are in use and for the
+ * rest of the current event-loop turn.
+ *
+ * Why: `pool.query()` reaches its connection through `process.nextTick`, and a tick scheduled
+ * from a promise job only runs once the whole promise queue has drained. LangGraph runs a step
+ * as one long chain of promise jobs, so a checkpoint saved mid-step would not even be sent
+ * before the step ended, and its round trip (with the commit's WAL flush) would come on top of
+ * the step instead of overlapping it. A client this lease already holds sends synchronously.
+ *
+ * Clients go back to the pool once the event loop is idle (setImmediate), so the lease holds no
+ * more connections than were in use at once, and only briefly. A client whose connection failed
+ * is handed back with the error, which makes the pool discard it.
+ */
+export class ClientLease {
+  private readonly idle: pg.PoolClient[] = [];
+  private readonly onError = new Map<pg.PoolClient, (err: Error) => void>();
+  private returnScheduled: NodeJS.Immediate | undefined;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    const client = this.idle.pop() ?? (await this.acquire());
+    try {
+      const result = await client.query<R>(config);
+      this.keep(client);
+      return result;
+    } catch (err) {
+      if (classifyDbError(err) === "DB_UNAVAILABLE") this.discard(client, err);
+      else this.keep(client);
+      throw err;
+    }
+  }
+
+  /** Clients held right now (idle ones included). */
+  get held(): number {
+    return this.onError.size;
+  }
+
+  private async acquire(): Promise<pg.PoolClient> {
+    const client = await this.pool.connect();
+    // A checked-out client has no listener of the pool's: without one, a connection terminated
+    // while this lease holds it idle would be an uncaught 'error' event.
+    const onError = (err: Error) => this.discard(client, err);
+    client.on("error", onError);
+    this.onError.set(client, onError);
+    return client;
+  }
+
+  private keep(client: pg.PoolClient): void {
+    if (!this.onError.has(client)) return;
+    this.idle.push(client);
+    this.returnScheduled ??= setImmediate(() => {
+      this.returnScheduled = undefined;
+      for (const c of this.idle.splice(0)) this.giveBack(c);
+    });
+  }
+
+  private discard(client: pg.PoolClient, err: unknown): void {
+    const at = this.idle.indexOf(client);
+    if (at >= 0) this.idle.splice(at, 1);
+    this.giveBack(client, err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private giveBack(client: pg.PoolClient, err?: Error): void {
+    const onError = this.onError.get(client);
+    if (!onError) return;
+    this.onError.delete(client);
+    client.removeListener("error", onError);
+    client.release(err);
+  }
+}

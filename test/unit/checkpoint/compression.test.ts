@@ -1,0 +1,38 @@
+import { randomBytes } from "node:crypto";
+import { deflateRawSync } from "node:zlib";
+import { DICTIONARY_V1, compress, decompressToText } from "../../../src/checkpoint/compression.js";
+
+const message = (text: string) =>
+  JSON.stringify([
+    {
+      lc: 1,
+      type: "constructor",
+      id: ["langchain_core", "messages", "HumanMessage"],
+      kwargs: { content: text, additional_kwargs: {}, response_metadata: {}, id: "m-1" },
+    },
+  ]);
+
+describe("compression", () => {
+  it("round-trips small and large payloads", () => {
+    for (const text of ["weather in paris tomorrow ".repeat(12), "a b c d e f g ".repeat(2000)]) {
+      const bytes = Buffer.from(message(text));
+      const packed = compress(bytes);
+      expect(packed).toBeDefined();
+      expect(packed!.byteLength).toBeLessThan(bytes.byteLength * 0.8);
+      expect(decompressToText(packed!)).toBe(bytes.toString("utf8"));
+    }
+  });
+
+  it("leaves tiny or incompressible payloads alone", () => {
+    expect(compress(Buffer.from("null"))).toBeUndefined();
+    const random = randomBytes(600);
+    expect(compress(random)).toBeUndefined();
+  });
+
+  it("still reads rows written with the default 32 KB window", () => {
+    // Rows written before small payloads got the small window.
+    const text = message("the same old row ".repeat(20));
+    const old = deflateRawSync(Buffer.from(text), { level: 6, dictionary: DICTIONARY_V1 });
+    expect(decompressToText(old)).toBe(text);
+  });
+});
