@@ -34,6 +34,8 @@ interface Target {
   value: number | undefined;
   target: string;
   ok: boolean;
+  /** A bound Threadline sets itself, beyond the issue's targets. */
+  own?: boolean;
 }
 
 const results: Record<string, unknown> = {
@@ -88,7 +90,15 @@ function printCheckpoint(r: CheckpointBenchResult): void {
     value: number | undefined,
     target: string,
     ok: (v: number) => boolean,
-  ) => targets.push({ name, value, target, ok: value !== undefined && ok(value) });
+    own = false,
+  ) =>
+    targets.push({
+      name,
+      value,
+      target,
+      ok: value !== undefined && ok(value),
+      ...(own ? { own } : {}),
+    });
   add(
     "getTuple latest vs official",
     op("getTuple latest (")?.vsOfficial,
@@ -98,15 +108,17 @@ function printCheckpoint(r: CheckpointBenchResult): void {
   add(
     "getTuple latest vs official, cold process",
     op("getTuple latest, cold")?.vsOfficial,
-    "<= 0.25x (own)",
+    "<= 0.25x",
     (v) => v <= 0.25,
+    true,
   );
   add("getTuple by id vs official", op("getTuple by id")?.vsOfficial, "<= 0.30x", (v) => v <= 0.3);
   add(
     "getTuple by id vs official, cold process",
     op("getTuple by id, cold")?.vsOfficial,
-    "<= 0.30x (own)",
+    "<= 0.30x",
     (v) => v <= 0.3,
+    true,
   );
   add("put vs official", op("put")?.vsOfficial, "<= 0.60x", (v) => v <= 0.6);
   add("putWrites (2 writes) vs official", op("putWrites")?.vsOfficial, "<= 0.50x", (v) => v <= 0.5);
@@ -140,8 +152,15 @@ if (targets.length > 0) {
     "| figure | measured | target | |",
     "| --- | ---: | --- | --- |",
   ];
-  for (const t of targets)
+  for (const t of targets.filter((x) => !x.own))
     lines.push(`| ${t.name} | ${fmt(t.value)} | ${t.target} | ${mark(t.ok)} |`);
+  const own = targets.filter((x) => x.own);
+  if (own.length > 0) {
+    lines.push("", "Threadline's own bounds (beyond the issue's targets):", "");
+    lines.push("| figure | measured | bound | |", "| --- | ---: | --- | --- |");
+    for (const t of own)
+      lines.push(`| ${t.name} | ${fmt(t.value)} | ${t.target} | ${mark(t.ok)} |`);
+  }
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 results.targets = targets;

@@ -30,7 +30,7 @@ export interface StoredPrefix {
 }
 
 /** Earlier versions remembered per channel: recent history, the usual target of by-id reads. */
-export const MAX_PREFIXES = 64;
+export const MAX_PREFIXES = 32;
 
 /** `base`'s prefixes plus `base` itself, for an entry whose items extend base.items. */
 export function prefixesAfter(base: DeltaBase): StoredPrefix[] {

@@ -55,6 +55,8 @@ export const configSchema = strict({
   }).prefault({}),
   checkpoint: strict({
     storage: z.enum(["delta", "full"]).default("delta"),
+    /** Store a step's pending writes with the next checkpoint of the thread (one statement). */
+    coalesceWrites: z.boolean().default(true),
   }).prefault({}),
   fallback: strict({
     enabled: z.boolean().default(true),

@@ -74,6 +74,7 @@ export async function startService(
     const primary = new PostgresCheckpointer(db.pool, {
       schema,
       storage: config.checkpoint.storage,
+      coalesceWrites: config.checkpoint.coalesceWrites,
       preparedStatements: config.database.preparedStatements,
       retry: {
         attempts: config.database.retry.attempts,

@@ -33,6 +33,14 @@ describe("loadConfig", () => {
   it("uses defaults when no file exists", () => {
     const config = loadConfig(undefined, { env: { THREADLINE_CONFIG: undefined } });
     expect(config.checkpoint.storage).toBe("delta");
+    expect(config.checkpoint.coalesceWrites).toBe(true);
+  });
+
+  it("turns write coalescing off from the environment", () => {
+    const config = loadConfig(undefined, {
+      env: { THREADLINE_CONFIG: undefined, THREADLINE_CHECKPOINT_COALESCE_WRITES: "false" },
+    });
+    expect(config.checkpoint.coalesceWrites).toBe(false);
   });
 
   it("applies env overrides with precedence defaults < file < env < flags", () => {
