@@ -16,17 +16,28 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import { ThreadlineError } from "../errors.js";
 
-/** A value as the serializer produced it: `[type, bytes]`. Held instead of live objects, so
- * nothing a caller mutates afterwards changes what was acknowledged. */
+/** A value as the serializer produced it: `[type, bytes]`. Pending entries (acknowledged but
+ * only in memory) are held this way, so nothing a caller mutates afterwards changes them. */
 export type Serialized = [string, Uint8Array];
 
 /** Fixed per-entry overhead (maps, keys, ids) counted on top of the serialized bytes. */
 const ENTRY_OVERHEAD_BYTES = 128;
 
+/**
+ * A checkpoint already durable in Postgres, cached as the saver received it instead of
+ * serialized: serializing the whole state at every put made the cache cost what MemorySaver
+ * costs (about 18 % of a chat turn). Channel values are treated as immutable once checkpointed,
+ * as LangGraph's reducers treat them (the Postgres checkpointer's delta cache assumes the same).
+ * Pending entries, which only exist in memory, are always serialized.
+ */
+interface LiveCheckpoint {
+  live: Checkpoint;
+}
+
 interface CheckpointEntry {
   id: string;
   parentId: string | undefined;
-  checkpoint: Serialized;
+  checkpoint: Serialized | LiveCheckpoint;
   metadata: Serialized;
   /** `channel -> version` of the checkpoint, kept unserialized to resolve blobs without decoding. */
   versions: Record<string, string>;
@@ -122,6 +133,66 @@ const blobKey = (channel: string, version: string) => `${channel}\u0000${version
 
 function byteLength(s: Serialized): number {
   return s[1].byteLength;
+}
+
+/** Estimated JSON sizes of cached objects, by identity: a message is measured once. */
+const measured = new WeakMap<object, number>();
+
+function jsonLength(value: unknown): number {
+  try {
+    return JSON.stringify(value)?.length ?? 8;
+  } catch {
+    return 1024; // circular or otherwise unserializable: only an estimate is needed
+  }
+}
+
+/** About the bytes a value takes when serialized, without serializing it again each time. */
+function estimatedBytes(value: unknown): number {
+  if (value === null || typeof value !== "object") return jsonLength(value);
+  const known = measured.get(value);
+  if (known !== undefined) return known;
+  let n = 2;
+  if (Array.isArray(value)) for (const item of value) n += estimatedBytes(item) + 1;
+  else n = jsonLength(value);
+  // Arrays are new at every step (reducers return new arrays); their elements are what repeats.
+  if (!Array.isArray(value)) measured.set(value, n);
+  return n;
+}
+
+/** A snapshot of a checkpoint's top level: later changes to its maps do not reach the cache. */
+function snapshot(checkpoint: Checkpoint): LiveCheckpoint {
+  const values: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(checkpoint.channel_values ?? {}))
+    values[k] = Array.isArray(v) ? v.slice() : v;
+  return {
+    live: {
+      ...checkpoint,
+      channel_values: values,
+      channel_versions: { ...checkpoint.channel_versions },
+      versions_seen: structuredClone(checkpoint.versions_seen ?? {}),
+    },
+  };
+}
+
+/** A fresh copy of a cached live checkpoint, as a deserialized one would be. */
+function fromSnapshot(s: LiveCheckpoint): Checkpoint {
+  const values: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s.live.channel_values ?? {}))
+    values[k] = Array.isArray(v) ? v.slice() : v;
+  return {
+    ...s.live,
+    channel_values: values,
+    channel_versions: { ...s.live.channel_versions },
+    versions_seen: structuredClone(s.live.versions_seen ?? {}),
+  };
+}
+
+function checkpointBytes(c: Serialized | LiveCheckpoint): number {
+  if (Array.isArray(c)) return byteLength(c);
+  const { channel_values: values, ...rest } = c.live;
+  let n = jsonLength(rest);
+  for (const [k, v] of Object.entries(values ?? {})) n += k.length + estimatedBytes(v);
+  return n;
 }
 
 /**
@@ -281,8 +352,9 @@ export class FallbackStore {
     newVersions: ChannelVersions;
     pending: boolean;
   }): Promise<void> {
+    if (!args.pending && this.limits.cacheMaxThreads <= 0) return;
     const [checkpoint, metadata] = await Promise.all([
-      this.serde.dumpsTyped(args.checkpoint),
+      args.pending ? this.serde.dumpsTyped(args.checkpoint) : snapshot(args.checkpoint),
       this.serde.dumpsTyped(args.metadata),
     ]);
     this.putSerialized({ ...args, checkpoint, metadata, source: args.checkpoint });
@@ -293,7 +365,8 @@ export class FallbackStore {
     threadId: string;
     ns: string;
     parentId: string | undefined;
-    checkpoint: Serialized;
+    /** Serialized, or (only for an entry that is not pending) a live snapshot. */
+    checkpoint: Serialized | LiveCheckpoint;
     metadata: Serialized;
     newVersions: ChannelVersions;
     pending: boolean;
@@ -301,9 +374,13 @@ export class FallbackStore {
     source: Checkpoint;
   }): void {
     const { threadId, ns, pending, source } = args;
+    const logged = Array.isArray(args.checkpoint) ? args.checkpoint : undefined;
+    if (pending && !logged) {
+      throw new ThreadlineError("INTERNAL", "a pending checkpoint must be serialized");
+    }
     const newVersions = { ...args.newVersions };
     const bytes =
-      byteLength(args.checkpoint) +
+      checkpointBytes(args.checkpoint) +
       byteLength(args.metadata) +
       JSON.stringify(newVersions).length +
       ENTRY_OVERHEAD_BYTES;
@@ -348,7 +425,7 @@ export class FallbackStore {
         ns,
         parentId: args.parentId,
         checkpointId: source.id,
-        checkpoint: args.checkpoint,
+        checkpoint: logged!,
         metadata: args.metadata,
         newVersions,
         entries: 1,
@@ -458,10 +535,8 @@ export class FallbackStore {
       ?.checkpoints.get(tuple.checkpoint.id);
     if (existing) return;
     const parent: unknown = tuple.parentConfig?.configurable?.checkpoint_id;
-    const [checkpoint, metadata] = await Promise.all([
-      this.serde.dumpsTyped(tuple.checkpoint),
-      this.serde.dumpsTyped(tuple.metadata ?? {}),
-    ]);
+    const checkpoint = snapshot(tuple.checkpoint);
+    const metadata = await this.serde.dumpsTyped(tuple.metadata ?? {});
     const writes = await Promise.all(
       (tuple.pendingWrites ?? []).map(async ([taskId, channel, value]) => ({
         taskId,
@@ -653,6 +728,10 @@ export class FallbackStore {
     return (await this.serde.loadsTyped(s[0], s[1])) as T;
   }
 
+  private async loadCheckpoint(c: Serialized | LiveCheckpoint): Promise<Checkpoint> {
+    return Array.isArray(c) ? this.load<Checkpoint>(c) : fromSnapshot(c);
+  }
+
   private orderedWrites(n: NamespaceState, checkpointId: string): WriteEntry[] {
     const writes = [...(n.writes.get(checkpointId)?.values() ?? [])];
     writes.sort((a, b) => compareWritesSortKeys(a.sortKey, b.sortKey));
@@ -665,7 +744,7 @@ export class FallbackStore {
     n: NamespaceState,
     e: CheckpointEntry,
   ): Promise<CheckpointTuple> {
-    const stored = await this.load<Checkpoint>(e.checkpoint);
+    const stored = await this.loadCheckpoint(e.checkpoint);
     const decoded = new Map<string, Promise<Checkpoint>>([[e.id, Promise.resolve(stored)]]);
     const channelValues: Record<string, unknown> = {};
     for (const [ch, v] of Object.entries(e.versions)) {
@@ -675,7 +754,7 @@ export class FallbackStore {
       if (!source) {
         const p = n.checkpoints.get(provider);
         if (!p) continue;
-        source = this.load<Checkpoint>(p.checkpoint);
+        source = this.loadCheckpoint(p.checkpoint);
         decoded.set(provider, source);
       }
       const values: Record<string, unknown> = (await source).channel_values ?? {};

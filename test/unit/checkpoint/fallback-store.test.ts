@@ -87,6 +87,40 @@ describe("FallbackStore", () => {
     expect(s.pendingEntries).toBe(1); // the cached one is not pending
   });
 
+  it("caches durable checkpoints as snapshots: later changes by the caller and by readers do not reach it", async () => {
+    const s = store();
+    const messages = ["hi", "there"];
+    const c = cp({ messages, note: { text: "n" } }, { messages: 1, note: 1 });
+    await put(s, "t", c, { messages: 1, note: 1 }, false);
+    // The caller changes its own maps and array after the put was acknowledged.
+    c.channel_values["extra"] = "late";
+    c.channel_versions["extra"] = 1;
+    messages.push("late");
+    const first = await s.getTuple("t", "", undefined);
+    expect(first?.checkpoint.channel_values).toEqual({
+      messages: ["hi", "there"],
+      note: { text: "n" },
+    });
+    expect(first?.checkpoint.channel_versions).toEqual({ messages: 1, note: 1 });
+    // A reader changing what it got does not change the next read.
+    (first?.checkpoint.channel_values["messages"] as string[]).push("reader");
+    const second = await s.getTuple("t", "", undefined);
+    expect(second?.checkpoint.channel_values["messages"]).toEqual(["hi", "there"]);
+  });
+
+  it("counts cached snapshots against cacheMaxBytes by their serialized size", async () => {
+    const big = "x".repeat(2_000);
+    const s = store({ cacheMaxBytes: 5_000, cacheCheckpointsPerNamespace: 1 });
+    await put(s, "a", cp({ messages: [big] }, { messages: 1 }), { messages: 1 }, false);
+    expect(s.cachedBytes).toBeGreaterThan(2_000);
+    await put(s, "b", cp({ messages: [big] }, { messages: 1 }), { messages: 1 }, false);
+    await put(s, "c", cp({ messages: [big] }, { messages: 1 }), { messages: 1 }, false);
+    // Over 5 000 bytes: the least recently used threads are evicted.
+    expect(s.cachedBytes).toBeLessThanOrEqual(5_000);
+    expect(await s.getTuple("a", "", undefined)).toBeUndefined();
+    expect(await s.getTuple("c", "", undefined)).toBeDefined();
+  });
+
   it("refuses with FALLBACK_FULL beyond maxPendingEntries and keeps everything it acknowledged", async () => {
     const s = store({ maxPendingEntries: 2 });
     const a = cp({ m: 1 }, { m: 1 });
