@@ -143,6 +143,56 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
+/**
+ * One putWrites of the benchmark for round r: a task's new message and a branch marker, on the
+ * checkpoints of `threadId` in turn.
+ */
+function putWritesOp(
+  savers: Record<SaverName, BaseCheckpointSaver>,
+  threadId: string,
+  ids: Record<string, string[]>,
+  prefix: string,
+) {
+  return (s: SaverName, r: number) =>
+    savers[s].putWrites(
+      { configurable: { thread_id: threadId, checkpoint_ns: "", checkpoint_id: ids[s]![r % 20]! } },
+      [
+        ["messages", [new AIMessage({ content: CONTENT(r, "w"), id: `${prefix}w-${r}` })]],
+        ["branch:to:model", null],
+      ],
+      `${prefix}task-${r}`,
+    );
+}
+
+/** `threads` conversations of 20 `invoke()` turns, the savers taking turns in rotating order. */
+async function chatRounds(
+  savers: Record<SaverName, BaseCheckpointSaver>,
+  threads: number,
+  threadPrefix: string,
+): Promise<Record<string, Sample[]>> {
+  const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
+    SaverName,
+    ReturnType<typeof fakeModelGraph>
+  >;
+  const samples: Record<string, Sample[]> = { official: [], threadline: [], memory: [] };
+  let round = 0;
+  for (let t = 0; t < threads; t++) {
+    for (let turn = 1; turn <= 20; turn++, round++) {
+      const order = SAVERS.map((_, i) => SAVERS[(i + round) % SAVERS.length]!);
+      for (const s of order) {
+        const ms = await timeIt(() =>
+          graphs[s].invoke(
+            { messages: [new HumanMessage(CONTENT(turn, "user"))] },
+            { configurable: { thread_id: `${threadPrefix}${t}` } },
+          ),
+        );
+        samples[s]!.push({ round, ms });
+      }
+    }
+  }
+  return samples;
+}
+
 /** Interleaves savers in rounds; returns samples per saver. */
 async function rounds(
   n: number,
@@ -275,44 +325,10 @@ async function measureWithoutFlush(
     results.push(
       summarize(
         "putWrites (2 writes), no flush",
-        await rounds(R, SAVERS, (s, r) =>
-          savers[s].putWrites(
-            {
-              configurable: {
-                thread_id: "noflush-20",
-                checkpoint_ns: "",
-                checkpoint_id: ids[s]![r % 20]!,
-              },
-            },
-            [
-              ["messages", [new AIMessage({ content: CONTENT(r, "w"), id: `nw-${r}` })]],
-              ["branch:to:model", null],
-            ],
-            `nf-task-${r}`,
-          ),
-        ),
+        await rounds(R, SAVERS, putWritesOp(savers, "noflush-20", ids, "nf-")),
       ),
     );
-    const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
-      SaverName,
-      ReturnType<typeof fakeModelGraph>
-    >;
-    const samples: Record<string, Sample[]> = { official: [], threadline: [], memory: [] };
-    let round = 0;
-    for (let t = 0; t < (opts.quick ? 3 : 15); t++) {
-      for (let turn = 1; turn <= 20; turn++, round++) {
-        const order = SAVERS.map((_, i) => SAVERS[(i + round) % SAVERS.length]!);
-        for (const s of order) {
-          const ms = await timeIt(() =>
-            graphs[s].invoke(
-              { messages: [new HumanMessage(CONTENT(turn, "user"))] },
-              { configurable: { thread_id: `noflush-chat-${t}` } },
-            ),
-          );
-          samples[s]!.push({ round, ms });
-        }
-      }
-    }
+    const samples = await chatRounds(savers, opts.quick ? 3 : 15, "noflush-chat-");
     results.push(summarize("chat turn (invoke, 20 turns), no flush", samples));
     return results;
   } finally {
@@ -396,22 +412,7 @@ export async function benchCheckpoints(
     operations.push(
       summarize(
         "putWrites (2 writes)",
-        await rounds(R, SAVERS, (s, r) =>
-          savers[s].putWrites(
-            {
-              configurable: {
-                thread_id: "read-20",
-                checkpoint_ns: "",
-                checkpoint_id: ids20[s]![r % 20]!,
-              },
-            },
-            [
-              ["messages", [new AIMessage({ content: CONTENT(r, "w"), id: `w-${r}` })]],
-              ["branch:to:model", null],
-            ],
-            `task-${r}`,
-          ),
-        ),
+        await rounds(R, SAVERS, putWritesOp(savers, "read-20", ids20, "")),
       ),
     );
     operations.push(
@@ -510,33 +511,15 @@ export async function benchCheckpoints(
     log("throughput measured");
 
     // --- chat turns: StateGraph + MessagesAnnotation, invoke() per turn
-    const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
-      SaverName,
-      ReturnType<typeof fakeModelGraph>
-    >;
-    const turns = 20;
-    const threads = quick ? 6 : 50;
-    const chatSamples: Record<string, Sample[]> = { official: [], threadline: [], memory: [] };
-    let round = 0;
-    for (let t = 0; t < threads; t++) {
-      for (let turn = 1; turn <= turns; turn++) {
-        const order = SAVERS.map((_, i) => SAVERS[(i + round) % SAVERS.length]!);
-        for (const s of order) {
-          const ms = await timeIt(() =>
-            graphs[s].invoke(
-              { messages: [new HumanMessage(CONTENT(turn, "user"))] },
-              { configurable: { thread_id: `chat-${t}` } },
-            ),
-          );
-          chatSamples[s]!.push({ round, ms });
-        }
-        round++;
-      }
-    }
+    const chatSamples = await chatRounds(savers, quick ? 6 : 50, "chat-");
     operations.push(summarize("chat turn (invoke, 20 turns)", chatSamples));
     log("chat measured");
 
     // --- statements per chat turn and storage growth, on fresh threads
+    const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
+      SaverName,
+      ReturnType<typeof fakeModelGraph>
+    >;
     const counter = countStatements();
     const statementsPerTurn = { official: 0, threadline: 0 };
     const storage = {

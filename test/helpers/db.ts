@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { attachPoolErrorHandler } from "../../src/db/pool.js";
 
 /** The Postgres the tests run against (the machine's local server by default). */
@@ -44,4 +45,24 @@ export async function requirePostgres(): Promise<void> {
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * A schema with Threadline's tables for one test file: installed before its tests, dropped after.
+ * `admin` is a small pool on the test database for the file's own queries.
+ */
+export function installedSchema(prefix: string): { admin: pg.Pool; schema: string } {
+  const admin = testPool(2);
+  const schema = uniqueSchema(prefix);
+  beforeAll(async () => {
+    await requirePostgres();
+    // Imported here so that helpers without a schema do not load the checkpointer.
+    const { PostgresCheckpointer } = await import("../../src/checkpoint/postgres.js");
+    await new PostgresCheckpointer(admin, { schema }).setup();
+  });
+  afterAll(async () => {
+    await dropSchema(admin, schema);
+    await admin.end();
+  });
+  return { admin, schema };
 }

@@ -2,24 +2,9 @@ import { emptyCheckpoint, uuid6 } from "@langchain/langgraph-checkpoint";
 import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
 import { createPool } from "../../../src/db/pool.js";
 import { isThreadlineError } from "../../../src/errors.js";
-import {
-  TEST_DATABASE_URL,
-  dropSchema,
-  requirePostgres,
-  testPool,
-  uniqueSchema,
-} from "../../helpers/db.js";
+import { TEST_DATABASE_URL, installedSchema, uniqueSchema } from "../../helpers/db.js";
 
-const admin = testPool(2);
-const schema = uniqueSchema("tl_robust");
-beforeAll(async () => {
-  await requirePostgres();
-  await new PostgresCheckpointer(admin, { schema }).setup();
-});
-afterAll(async () => {
-  await dropSchema(admin, schema);
-  await admin.end();
-});
+const { admin, schema } = installedSchema("tl_robust");
 
 const meta = { source: "loop" as const, step: 0, parents: {} };
 

@@ -3,24 +3,9 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 import type pg from "pg";
 import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
 import { isThreadlineError } from "../../../src/errors.js";
-import {
-  TEST_DATABASE_URL,
-  dropSchema,
-  requirePostgres,
-  testPool,
-  uniqueSchema,
-} from "../../helpers/db.js";
+import { TEST_DATABASE_URL, installedSchema, testPool } from "../../helpers/db.js";
 
-const admin = testPool(2);
-const schema = uniqueSchema("tl_coalesce");
-beforeAll(async () => {
-  await requirePostgres();
-  await new PostgresCheckpointer(admin, { schema }).setup();
-});
-afterAll(async () => {
-  await dropSchema(admin, schema);
-  await admin.end();
-});
+const { admin, schema } = installedSchema("tl_coalesce");
 
 const meta = { source: "loop" as const, step: 0, parents: {} };
 
@@ -44,6 +29,24 @@ function countingPool(): { pool: pg.Pool; count: () => number } {
     };
   });
   return { pool, count: () => n };
+}
+
+/** Runs `fn` with a checkpointer on a small pool of its own, closed afterwards. */
+async function withSaver(fn: (saver: PostgresCheckpointer) => Promise<void>): Promise<void> {
+  const saver = new PostgresCheckpointer(testPool(2), { schema });
+  try {
+    await fn(saver);
+  } finally {
+    await saver.pool.end();
+  }
+}
+
+/** Starts a thread's first put without awaiting it: from here on a put of the thread is pending. */
+function startFirstPut(saver: PostgresCheckpointer, thread: string) {
+  const cp = checkpoint({ messages: ["x"] }, 1);
+  const pending = saver.put({ configurable: { thread_id: thread } }, cp, meta, { messages: 1 });
+  const config = { configurable: { thread_id: thread, checkpoint_ns: "", checkpoint_id: cp.id } };
+  return { pending, config };
 }
 
 async function writesInDb(threadId: string): Promise<Array<{ task_id: string; channel: string }>> {
@@ -97,9 +100,8 @@ describe("putWrites coalescing", () => {
     }
   });
 
-  it("a putWrites with no put coming is committed on its own and visible to another connection once acknowledged", async () => {
-    const saver = new PostgresCheckpointer(testPool(2), { schema });
-    try {
+  it("a putWrites with no put coming is committed on its own and visible to another connection once acknowledged", () =>
+    withSaver(async (saver) => {
       const thread = `alone-${uuid6(-1)}`;
       await saver.putWrites(
         { configurable: { thread_id: thread, checkpoint_id: "cp-1" } },
@@ -107,10 +109,7 @@ describe("putWrites coalescing", () => {
         "t1",
       );
       expect(await writesInDb(thread)).toEqual([{ task_id: "t1", channel: "ch" }]);
-    } finally {
-      await saver.pool.end();
-    }
-  });
+    }));
 
   it("writes queued behind the puts of many threads all commit; one bad write fails only its own call", async () => {
     const { pool, count } = countingPool();
@@ -119,10 +118,7 @@ describe("putWrites coalescing", () => {
       const base = `many-${uuid6(-1)}`;
       // Writes issued while each thread's put is pending.
       const queueBehindPuts = async (threads: string[], taskFor: (i: number) => string) => {
-        const puts = threads.map((t) => {
-          const cp = checkpoint({ messages: ["x"] }, 1);
-          return saver.put({ configurable: { thread_id: t } }, cp, meta, { messages: 1 });
-        });
+        const puts = threads.map((t) => startFirstPut(saver, t).pending);
         const calls = threads.map((t, i) =>
           saver.putWrites(
             { configurable: { thread_id: t, checkpoint_id: "cp" } },
@@ -157,15 +153,10 @@ describe("putWrites coalescing", () => {
     }
   });
 
-  it("a bad write riding with a put fails alone: the checkpoint is stored", async () => {
-    const saver = new PostgresCheckpointer(testPool(2), { schema });
-    try {
+  it("a bad write riding with a put fails alone: the checkpoint is stored", () =>
+    withSaver(async (saver) => {
       const thread = `split-${uuid6(-1)}`;
-      const cp1 = checkpoint({ messages: ["x"] }, 1);
-      const p1 = saver.put({ configurable: { thread_id: thread } }, cp1, meta, { messages: 1 });
-      const cfg1 = {
-        configurable: { thread_id: thread, checkpoint_ns: "", checkpoint_id: cp1.id },
-      };
+      const { pending: p1, config: cfg1 } = startFirstPut(saver, thread);
       // Outcomes are taken as they settle (a rejection nobody listens to yet would be reported).
       const bad = saver.putWrites(cfg1, [["ch", 1]], "bad\u0000task").then(
         () => undefined,
@@ -180,43 +171,26 @@ describe("putWrites coalescing", () => {
       const latest = await saver.getTuple({ configurable: { thread_id: thread } });
       expect(latest?.checkpoint.id).toBe(cp2.id);
       expect(await writesInDb(thread)).toEqual([{ task_id: "good", channel: "ch" }]);
-    } finally {
-      await saver.pool.end();
-    }
-  });
+    }));
 
-  it("writes issued before deleteThread are deleted with the thread, not stored after it", async () => {
-    const saver = new PostgresCheckpointer(testPool(2), { schema });
-    try {
+  it("writes issued before deleteThread are deleted with the thread, not stored after it", () =>
+    withSaver(async (saver) => {
       const thread = `del-${uuid6(-1)}`;
-      const cp1 = checkpoint({ messages: ["x"] }, 1);
-      const p1 = saver.put({ configurable: { thread_id: thread } }, cp1, meta, { messages: 1 });
-      const w = saver.putWrites(
-        { configurable: { thread_id: thread, checkpoint_id: cp1.id } },
-        [["ch", 1]],
-        "t",
-      );
-      await p1;
+      const { pending, config } = startFirstPut(saver, thread);
+      const w = saver.putWrites(config, [["ch", 1]], "t");
+      await pending;
       await saver.deleteThread(thread);
       await w;
       expect(await writesInDb(thread)).toEqual([]);
       expect(await saver.getTuple({ configurable: { thread_id: thread } })).toBeUndefined();
-    } finally {
-      await saver.pool.end();
-    }
-  });
+    }));
 
   it("end() stores queued writes before it closes its pool", async () => {
     const saver = PostgresCheckpointer.fromConnString(TEST_DATABASE_URL, { schema });
     const thread = `end-${uuid6(-1)}`;
-    const cp1 = checkpoint({ messages: ["x"] }, 1);
-    const p1 = saver.put({ configurable: { thread_id: thread } }, cp1, meta, { messages: 1 });
-    const w = saver.putWrites(
-      { configurable: { thread_id: thread, checkpoint_id: cp1.id } },
-      [["ch", 1]],
-      "t",
-    );
-    await p1;
+    const { pending, config } = startFirstPut(saver, thread);
+    const w = saver.putWrites(config, [["ch", 1]], "t");
+    await pending;
     await saver.end();
     await expect(w).resolves.toBeUndefined();
     expect(await writesInDb(thread)).toHaveLength(1);

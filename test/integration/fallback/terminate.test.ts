@@ -1,26 +1,11 @@
 import { emptyCheckpoint, uuid6 } from "@langchain/langgraph-checkpoint";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FallbackCheckpointer } from "../../../src/checkpoint/fallback.js";
 import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
 import { createPool } from "../../../src/db/pool.js";
-import {
-  TEST_DATABASE_URL,
-  dropSchema,
-  requirePostgres,
-  testPool,
-  uniqueSchema,
-} from "../../helpers/db.js";
+import { TEST_DATABASE_URL, installedSchema } from "../../helpers/db.js";
 
-const admin = testPool(2);
-const schema = uniqueSchema("tl_fb_kill");
-beforeAll(async () => {
-  await requirePostgres();
-  await new PostgresCheckpointer(admin, { schema }).setup();
-});
-afterAll(async () => {
-  await dropSchema(admin, schema);
-  await admin.end();
-});
+const { admin, schema } = installedSchema("tl_fb_kill");
 
 const meta = { source: "loop" as const, step: 0, parents: {} };
 

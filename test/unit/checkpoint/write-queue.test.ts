@@ -42,6 +42,17 @@ describe("mergeWrites", () => {
   });
 });
 
+/** A queue whose flushes are recorded and settle every batch at once. */
+function recordingQueue(): { queue: WriteQueue; flushes: WriteBatch[][] } {
+  const flushes: WriteBatch[][] = [];
+  const queue = new WriteQueue((batches) => {
+    flushes.push(batches);
+    for (const b of batches) b.resolve();
+    return Promise.resolve();
+  });
+  return { queue, flushes };
+}
+
 describe("WriteQueue", () => {
   const tick = () => new Promise((r) => setImmediate(r));
 
@@ -57,12 +68,7 @@ describe("WriteQueue", () => {
   });
 
   it("flushes the writes of every settled thread in one call once the event loop is idle", async () => {
-    const flushed: WriteBatch[][] = [];
-    const queue = new WriteQueue((b) => {
-      flushed.push(b);
-      for (const x of b) x.resolve();
-      return Promise.resolve();
-    });
+    const { queue, flushes } = recordingQueue();
     queue.putStarted("t");
     queue.putStarted("u");
     const done = queue.add("t", "", [row("a", 0, "x", "1")]);
@@ -70,41 +76,31 @@ describe("WriteQueue", () => {
     queue.putSettled("t");
     queue.putSettled("u");
     await Promise.all([done, other]);
-    expect(flushed).toHaveLength(1);
-    expect(flushed[0]).toHaveLength(2);
+    expect(flushes).toHaveLength(1);
+    expect(flushes[0]).toHaveLength(2);
   });
 
   it("holds a thread's writes while its put is in flight and hands them to the next put", async () => {
-    const flushed: WriteBatch[] = [];
-    const queue = new WriteQueue((b) => {
-      flushed.push(...b);
-      for (const x of b) x.resolve();
-      return Promise.resolve();
-    });
+    const { queue, flushes } = recordingQueue();
     queue.putStarted("t");
     void queue.add("t", "", [row("a", 0, "x", "1")]);
     await tick();
     await tick();
-    expect(flushed).toHaveLength(0);
+    expect(flushes).toHaveLength(0);
     queue.putSettled("t");
     const taken = queue.take("t", "");
     expect(taken).toHaveLength(1);
     await tick();
-    expect(flushed).toHaveLength(0);
+    expect(flushes).toHaveLength(0);
   });
 
   it("flushes a thread's writes after its put settles when no put takes them", async () => {
-    const flushed: WriteBatch[] = [];
-    const queue = new WriteQueue((b) => {
-      flushed.push(...b);
-      for (const x of b) x.resolve();
-      return Promise.resolve();
-    });
+    const { queue, flushes } = recordingQueue();
     queue.putStarted("t");
     const done = queue.add("t", "", [row("a", 0, "x", "1")]);
     queue.putSettled("t");
     await done;
-    expect(flushed).toHaveLength(1);
+    expect(flushes).toHaveLength(1);
   });
 
   it("take() with a namespace leaves the thread's other namespaces queued", () => {
