@@ -62,10 +62,11 @@ export interface CleanupResult {
 const DEFAULT_BATCH_SIZE = 1000;
 /**
  * The throttle the schedule and the CLI use unless told otherwise: the sweep stays busy at most a
- * quarter of the time (see {@link CleanupOptions.pause}). Measured by `npm run bench` on 200k
- * checkpoints: 1 doubled a concurrent writer's p99, 3 kept it within 1.2-1.7x at ~100k deletes/s.
+ * third of the time (see {@link CleanupOptions.pause}). Measured by `npm run bench` on 200k
+ * checkpoints: 1 doubled a concurrent writer's p99; on a machine with a slow WAL flush, 3 dropped
+ * to 50-60k deletes/s (writer p99 1.0-1.2x) and 2 gave 67-69k/s (writer p99 1.3-1.5x).
  */
-export const DEFAULT_CLEANUP_PAUSE = 3;
+export const DEFAULT_CLEANUP_PAUSE = 2;
 const DEFAULT_MAX_RUNTIME_MS = 300_000;
 /** A batch aborted by a deadlock was rolled back as a whole, so running it again is safe. */
 const CONFLICT_ATTEMPTS = 4;

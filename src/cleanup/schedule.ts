@@ -27,7 +27,7 @@ export interface CleanupScheduleOptions {
    */
   cleanup: Pick<ThreadlineConfig["cleanup"], "schedule" | "ttl" | "batchSize" | "maxRuntime"> & {
     enabled?: boolean;
-    /** Throttle: `pause` of runCleanup. Default {@link DEFAULT_CLEANUP_PAUSE} (3). */
+    /** Throttle: `pause` of runCleanup. Default {@link DEFAULT_CLEANUP_PAUSE} (2). */
     pause?: number;
   };
   /** `config.history`: `keepLatest > 0` also prunes older checkpoints of live threads. */

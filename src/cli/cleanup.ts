@@ -79,7 +79,7 @@ export function registerCleanupCommand(program: Command): void {
       )
       .option(
         "--pause <ratio>",
-        "after each batch, pause this many times its duration (default 3; 0 = flat out)",
+        "after each batch, pause this many times its duration (default 2; 0 = flat out)",
       )
       .option("--dry-run", "count what would be deleted, delete nothing")
       .option("--json", "print one JSON object on stdout"),

@@ -86,7 +86,7 @@ export const configSchema = strict({
     batchSize: z.number().int().min(1).max(100_000).default(1000),
     maxRuntime: duration("5m").default(300_000),
     /** After each batch, pause this many times the batch's duration (throttle; 0 = flat out). */
-    pause: z.number().min(0).max(100).default(3),
+    pause: z.number().min(0).max(100).default(2),
   }).prefault({}),
   history: strict({
     keepLatest: z.number().int().min(0).default(0),
