@@ -76,11 +76,11 @@ RETURNING (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]'
     this.put = statement(`WITH ${blobsCte}
 ${checkpointInsert}`);
     this.putWithWrites = statement(`WITH written AS (
-  ${this.writesInsert("$1", "$2", 14)}
+  ${this.writesInsert(14, "put")}
 ),
 ${blobsCte}
 ${checkpointInsert}`);
-    this.putWrites = statement(this.writesInsert("u.thread_id", "u.checkpoint_ns", 1));
+    this.putWrites = statement(this.writesInsert(1, "any"));
 
     this.getLatest = statement(
       this.loadQuery(
@@ -108,13 +108,14 @@ DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
   }
 
   /**
-   * Inserts pending writes given as parallel arrays from parameter `$first` on. `thread` and
-   * `ns` are either parameters (every row of the thread of a put) or the unnest columns
-   * `u.thread_id`/`u.checkpoint_ns` (then the first two arrays hold them). Special channels
-   * (negative idx) overwrite their slot, other rows never do.
+   * Inserts pending writes given as parallel arrays from parameter `$first` on. `threads`:
+   * `put`, every row belongs to the thread and namespace of the put ($1, $2); `any`, the first
+   * two arrays hold each row's thread and namespace. Special channels (negative idx) overwrite
+   * their slot, other rows never do.
    */
-  private writesInsert(thread: string, ns: string, first: number): string {
-    const perRow = thread.startsWith("u.");
+  private writesInsert(first: number, threads: "put" | "any"): string {
+    const perRow = threads === "any";
+    const [thread, ns] = perRow ? ["u.thread_id", "u.checkpoint_ns"] : ["$1", "$2"];
     const names = [
       ...(perRow ? ["thread_id", "checkpoint_ns"] : []),
       "checkpoint_id",

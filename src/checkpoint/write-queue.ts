@@ -55,7 +55,7 @@ export class WriteQueue {
   }
 
   /**
-   * Marks a put of the thread as sent. LangGraph issues a thread's puts one after another, each
+   * Marks a put of the thread as pending (from the call on). LangGraph issues a thread's puts one after another, each
    * as soon as the previous one is acknowledged, so writes queued meanwhile wait for that next
    * put instead of taking a commit of their own.
    */
