@@ -41,7 +41,7 @@ async function approvalRun(first: BaseCheckpointSaver, second: BaseCheckpointSav
   return {
     paused: paused.log,
     next: state.next,
-    interrupts: state.tasks.flatMap((t) => t.interrupts.map((i) => i.value)),
+    interrupts: state.tasks.flatMap((t) => t.interrupts.map((i): unknown => i.value as unknown)),
     resumed: resumed.log,
     history,
   };
