@@ -159,32 +159,25 @@ function estimatedBytes(value: unknown): number {
   return n;
 }
 
-/** A snapshot of a checkpoint's top level: later changes to its maps do not reach the cache. */
-function snapshot(checkpoint: Checkpoint): LiveCheckpoint {
+/**
+ * A copy of a checkpoint's top level: its maps are copied and its arrays sliced, elements shared.
+ * Taken when the cache stores a checkpoint and again for each read of it, so neither the caller's
+ * later changes nor a reader's reach the cache.
+ */
+function copyTopLevel(checkpoint: Checkpoint): Checkpoint {
   const values: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(checkpoint.channel_values ?? {}))
     values[k] = Array.isArray(v) ? v.slice() : v;
   return {
-    live: {
-      ...checkpoint,
-      channel_values: values,
-      channel_versions: { ...checkpoint.channel_versions },
-      versions_seen: structuredClone(checkpoint.versions_seen ?? {}),
-    },
+    ...checkpoint,
+    channel_values: values,
+    channel_versions: { ...checkpoint.channel_versions },
+    versions_seen: structuredClone(checkpoint.versions_seen ?? {}),
   };
 }
 
-/** A fresh copy of a cached live checkpoint, as a deserialized one would be. */
-function fromSnapshot(s: LiveCheckpoint): Checkpoint {
-  const values: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s.live.channel_values ?? {}))
-    values[k] = Array.isArray(v) ? v.slice() : v;
-  return {
-    ...s.live,
-    channel_values: values,
-    channel_versions: { ...s.live.channel_versions },
-    versions_seen: structuredClone(s.live.versions_seen ?? {}),
-  };
+function snapshot(checkpoint: Checkpoint): LiveCheckpoint {
+  return { live: copyTopLevel(checkpoint) };
 }
 
 function checkpointBytes(c: Serialized | LiveCheckpoint): number {
@@ -729,7 +722,7 @@ export class FallbackStore {
   }
 
   private async loadCheckpoint(c: Serialized | LiveCheckpoint): Promise<Checkpoint> {
-    return Array.isArray(c) ? this.load<Checkpoint>(c) : fromSnapshot(c);
+    return Array.isArray(c) ? this.load<Checkpoint>(c) : copyTopLevel(c.live);
   }
 
   private orderedWrites(n: NamespaceState, checkpointId: string): WriteEntry[] {

@@ -10,7 +10,7 @@ import {
   type PendingWrite,
 } from "@langchain/langgraph-checkpoint";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { classifyDbError, toThreadlineError } from "../db/errors.js";
+import { isConnectionError, toThreadlineError } from "../db/errors.js";
 import { withRetry, type RetryOptions } from "../db/retry.js";
 import { ThreadlineError } from "../errors.js";
 import { silentLogger, type Logger } from "../logger.js";
@@ -299,7 +299,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   }
 
   private isOutage(err: unknown): boolean {
-    return classifyDbError(err) === "DB_UNAVAILABLE";
+    return isConnectionError(err);
   }
 
   /** One primary call: retried on connection errors, bounded by operationTimeoutMs. */

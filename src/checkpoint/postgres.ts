@@ -18,7 +18,7 @@ import {
 import type pg from "pg";
 import { ThreadlineError } from "../errors.js";
 import { silentLogger, type Logger } from "../logger.js";
-import { toThreadlineError } from "../db/errors.js";
+import { isConnectionError, toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
 import { migrate } from "../db/migrator.js";
 import { ClientLease } from "../db/lease.js";
@@ -146,11 +146,6 @@ function startsWith(value: readonly unknown[], prefix: readonly unknown[]): bool
   if (prefix.length > value.length) return false;
   for (let i = 0; i < prefix.length; i++) if (value[i] !== prefix[i]) return false;
   return true;
-}
-
-/** A connection-level failure: retrying statements one by one would fail the same way. */
-function isUnavailable(err: unknown): boolean {
-  return err instanceof ThreadlineError && err.code === "DB_UNAVAILABLE";
 }
 
 function cpKey(threadId: string, ns: string, id: string): string {
@@ -718,10 +713,18 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       channels.push(channel);
       versions.push(version);
       const value = values[channel];
-      const base =
+      // What this process last stored or loaded for the channel, if it may extend it.
+      const prev =
         this.storage === "delta" && Array.isArray(value)
-          ? this.deltaBase(threadId, ns, channel, version, value)
+          ? this.deltas.get(threadId, ns, channel)
           : undefined;
+      const extendsPrev =
+        prev !== undefined &&
+        prev.version !== version &&
+        Array.isArray(value) &&
+        startsWith(value, prev.items);
+      const base =
+        extendsPrev && prev.items.length > 0 && prev.depth < this.maxDeltaDepth ? prev : undefined;
       if (base && Array.isArray(value)) {
         const suffix = value.slice(base.items.length);
         const [type, data] = this.encodeSync(suffix) ?? (await this.serde.dumpsTyped(suffix));
@@ -753,11 +756,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       if (this.storage === "delta" && Array.isArray(value)) {
         // A full value (a new chain) still extends what this process stored before, when its
         // elements are the same objects: those rows stay valid prefixes.
-        const prev = this.deltas.get(threadId, ns, channel);
-        const prefixes =
-          prev && prev.version !== version && startsWith(value, prev.items)
-            ? prefixesAfter(prev)
-            : [];
+        const prefixes = extendsPrev ? prefixesAfter(prev) : [];
         remember.push({
           channel,
           version,
@@ -834,7 +833,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         "put",
       );
     } catch (err) {
-      if (isUnavailable(err)) {
+      if (isConnectionError(err)) {
         for (const b of writes) b.reject(err);
         throw err;
       }
@@ -847,20 +846,6 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     }
     for (const b of writes) b.resolve();
     return result.rows;
-  }
-
-  /** The stored version this array value extends element by element, if this process knows one. */
-  private deltaBase(
-    threadId: string,
-    ns: string,
-    channel: string,
-    version: string,
-    value: unknown[],
-  ) {
-    const base = this.deltas.get(threadId, ns, channel);
-    if (!base || base.items.length === 0 || base.version === version) return undefined;
-    if (base.depth >= this.maxDeltaDepth || !startsWith(value, base.items)) return undefined;
-    return base;
   }
 
   private async dumpMetadata(metadata: CheckpointMetadata): Promise<string> {
@@ -929,7 +914,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         "putWrites",
       );
     } catch (err) {
-      if (batches.length > 1 && !isUnavailable(err)) {
+      if (batches.length > 1 && !isConnectionError(err)) {
         await Promise.all(batches.map((b) => this.storeWrites([b])));
       } else for (const b of batches) b.reject(err);
       return;

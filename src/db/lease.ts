@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { classifyDbError } from "./errors.js";
+import { isConnectionError } from "./errors.js";
 
 /**
  * Runs queries on pooled clients that it keeps checked out while they are in use and for the
@@ -29,7 +29,7 @@ export class ClientLease {
       this.keep(client);
       return result;
     } catch (err) {
-      if (classifyDbError(err) === "DB_UNAVAILABLE") this.discard(client, err);
+      if (isConnectionError(err)) this.discard(client, err);
       else this.keep(client);
       throw err;
     }
