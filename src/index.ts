@@ -40,7 +40,7 @@ export {
 export { loadConfig, type LoadConfigOptions, type ThreadlineConfig } from "./config/index.js";
 export { createApp, type AppDeps, type ThreadlineApp, type ServiceControl } from "./http/app.js";
 export { startService, type RunningService, type StartServiceOptions } from "./http/server.js";
-export { createChatModel, OfflineChatModel, buildChatGraph } from "./agent/index.js";
+export { createChatModel, OfflineChatModel, buildChatGraph } from "./graphs/chat/index.js";
 export {
   migrate,
   pendingMigrations,

@@ -8,7 +8,7 @@ import helmet from "helmet";
 import type pino from "pino";
 import { pinoHttp } from "pino-http";
 import { Registry } from "prom-client";
-import { buildChatGraph } from "../agent/graph.js";
+import { buildChatGraph } from "../graphs/chat/graph.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { ThreadlineError } from "../errors.js";

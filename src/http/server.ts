@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type pino from "pino";
-import { createChatModel } from "../agent/models.js";
+import { createChatModel } from "../graphs/chat/models.js";
 import { FallbackCheckpointer, registerFallbackMetrics } from "../checkpoint/index.js";
 import { PostgresCheckpointer } from "../checkpoint/postgres.js";
 import { startCleanupSchedule, type CleanupSchedule } from "../cleanup/index.js";

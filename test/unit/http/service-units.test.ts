@@ -1,5 +1,5 @@
 import { AIMessage, HumanMessage, ToolMessage } from "@langchain/core/messages";
-import { OfflineChatModel, offlineReply, tokenize } from "../../../src/agent/offline.js";
+import { OfflineChatModel, offlineReply, tokenize } from "../../../src/graphs/chat/offline.js";
 import { createApiKeyAuth, hashApiKey } from "../../../src/http/auth.js";
 import { toUIMessages } from "../../../src/http/chat.js";
 import { httpStatusFor, toHttpError } from "../../../src/http/errors.js";

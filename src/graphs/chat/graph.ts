@@ -8,7 +8,7 @@ import {
   StateGraph,
   type LangGraphRunnableConfig,
 } from "@langchain/langgraph";
-import { ThreadlineError } from "../errors.js";
+import { ThreadlineError } from "../../errors.js";
 
 /** Name of the graph node that calls the model; stream consumers filter tokens by it. */
 export const MODEL_NODE = "model";

@@ -1,7 +1,7 @@
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { ChatOpenAI } from "@langchain/openai";
-import type { ThreadlineConfig } from "../config/schema.js";
-import { ThreadlineError } from "../errors.js";
+import type { ThreadlineConfig } from "../../config/schema.js";
+import { ThreadlineError } from "../../errors.js";
 import { OfflineChatModel } from "./offline.js";
 
 /** What the service needs to know about its model, for logs and `/health` (never the key). */
