@@ -280,16 +280,18 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
   router.delete("/chat/:id", async (req: Request, res: Response) => {
     const threadId = parse(threadIdSchema, req.params.id);
     const principal = principalOf(res.locals);
-    if (owners && principal) {
-      const owner = await owners.ownerOf(threadId);
-      // Deleting an unknown id is a no-op (204); another key's thread stays invisible (404).
-      if (owner !== undefined && !(await owners.isOwner(threadId, principal.keyHash)))
-        throw notFound();
-    }
     const release = await locks.acquire(threadId);
     try {
-      await checkpointer.deleteThread(threadId);
-      if (owners) await owners.release(threadId);
+      if (owners && principal) {
+        // Only the owner deletes; an unknown id and another key's thread get the same 404, so
+        // a DELETE cannot tell whether an id exists.
+        const deleted = await owners.deleteOwned(threadId, principal.keyHash, () =>
+          checkpointer.deleteThread(threadId),
+        );
+        if (!deleted) throw notFound();
+      } else {
+        await checkpointer.deleteThread(threadId);
+      }
     } finally {
       release();
     }

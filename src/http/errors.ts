@@ -70,11 +70,26 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody; in
   };
 }
 
-/** Errors raised by express.json (body-parser) carry `type` and a 4xx `status`. */
+/**
+ * Client errors raised before a route runs: express.json (body-parser) errors carry `type` and a
+ * 4xx `status`; a body that fails to inflate (`content-encoding: gzip` over non-gzip bytes) is a
+ * zlib error with status 400 and no type; a path with bad percent-encoding (`%E0%A4%A`) is the
+ * router's URIError with status 400. All are the client's fault: 4xx `INVALID_INPUT`, never 500.
+ */
 function bodyParserError(err: unknown): { status: number; body: ErrorBody } | undefined {
   if (err === null || typeof err !== "object") return undefined;
-  const e = err as { type?: unknown; status?: unknown; limit?: unknown };
-  if (typeof e.type !== "string" || typeof e.status !== "number") return undefined;
+  const e = err as { type?: unknown; status?: unknown; limit?: unknown; code?: unknown };
+  if (typeof e.status !== "number") return undefined;
+  if (typeof e.type !== "string") {
+    if (e.status < 400 || e.status >= 500) return undefined;
+    const message =
+      err instanceof URIError
+        ? "the URL path is not valid percent-encoded UTF-8"
+        : typeof e.code === "string" && e.code.startsWith("Z_")
+          ? "request body does not match its content-encoding"
+          : "request rejected";
+    return { status: e.status, body: { error: { code: "INVALID_INPUT", message } } };
+  }
   if (e.type === "entity.too.large") {
     const limit = typeof e.limit === "number" ? ` of ${e.limit} bytes` : "";
     return {

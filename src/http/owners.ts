@@ -3,6 +3,15 @@ import type pg from "pg";
 import { quoteSchema } from "../db/identifier.js";
 import { isConnectionError, toThreadlineError } from "../db/errors.js";
 
+/** Owner rows of threads being deleted hold this prefix + the key hash: it matches no key. */
+const TOMBSTONE_PREFIX = "deleting:";
+
+/**
+ * A tombstone left by a process that died while deleting can be taken over by its key after this
+ * long (no live delete takes that long; a younger one may still be running).
+ */
+export const TOMBSTONE_TAKEOVER_SECONDS = 60;
+
 /** Options of {@link ThreadOwners}. */
 export interface ThreadOwnersOptions {
   /** Schema holding `thread_owners` (migration 0006). Default `public`. */
@@ -86,7 +95,76 @@ export class ThreadOwners {
     }
   }
 
-  /** Forgets a deleted thread, so its id can be claimed again. */
+  /**
+   * Deletes `threadId` if, and only if, `keyHash` owns it: returns false (nothing deleted) for an
+   * unknown id, another key's thread, or a thread another request of this key is deleting right
+   * now, so the caller can answer all of these the same way.
+   *
+   * Every ownership change is one conditional statement. The owner row is first turned into a
+   * tombstone (`deleting:<hash>`) that matches no key, so while `remove` deletes the checkpoints
+   * no other key can claim the id and no second delete can start; the tombstone goes with the
+   * thread (the `checkpoint_threads` trigger of migration 0006 deletes owner rows in the same
+   * transaction as the checkpoints) or by the final conditional DELETE. One transaction around
+   * everything would hold a connection while the checkpointer needs another from the same pool:
+   * with a pool of one (the embedded database) or a burst of deletes, that waits for itself.
+   *
+   * @param remove deletes the thread's checkpoints (the checkpointer's `deleteThread`). When it
+   *   fails, the owner row is restored and the error rethrown; if the process dies in between,
+   *   the tombstone can be taken over by the same key after {@link TOMBSTONE_TAKEOVER_SECONDS}.
+   */
+  async deleteOwned(
+    threadId: string,
+    keyHash: string,
+    remove: () => Promise<void>,
+  ): Promise<boolean> {
+    const tombstone = `${TOMBSTONE_PREFIX}${keyHash}`;
+    this.cache.delete(threadId);
+    let marked: boolean;
+    try {
+      // created_at records when the row last changed hands, which dates a tombstone.
+      const { rowCount } = await this.pool.query(
+        `UPDATE ${this.table} SET key_hash = $3, created_at = now()
+          WHERE thread_id = $1
+            AND (key_hash = $2
+                 OR (key_hash = $3
+                     AND created_at < now() - make_interval(secs => ${TOMBSTONE_TAKEOVER_SECONDS})))`,
+        [threadId, keyHash, tombstone],
+      );
+      marked = rowCount === 1;
+    } catch (err) {
+      throw toThreadlineError(err, "marking the thread for deletion");
+    }
+    if (!marked) return false;
+    try {
+      await remove();
+    } catch (err) {
+      await this.pool
+        .query(`UPDATE ${this.table} SET key_hash = $2 WHERE thread_id = $1 AND key_hash = $3`, [
+          threadId,
+          keyHash,
+          tombstone,
+        ])
+        .catch(() => undefined);
+      throw err;
+    }
+    try {
+      await this.pool.query(`DELETE FROM ${this.table} WHERE thread_id = $1 AND key_hash = $2`, [
+        threadId,
+        tombstone,
+      ]);
+    } catch (err) {
+      throw toThreadlineError(err, "deleting the thread owner");
+    }
+    this.cache.delete(threadId);
+    return true;
+  }
+
+  /**
+   * Forgets a thread's owner whoever it is.
+   *
+   * @deprecated Unconditional: between a caller's ownership check and this call another key may
+   * have claimed the id, and would lose its thread. Use {@link deleteOwned}.
+   */
   async release(threadId: string): Promise<void> {
     this.cache.delete(threadId);
     try {

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { gzipSync } from "node:zlib";
 import type pg from "pg";
 import type { RunningService } from "../../../src/http/server.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
@@ -127,6 +128,51 @@ describe("API security and input validation", () => {
       (await fetch(`${service.url}/api/chat/unknown-thread/messages`, { headers: auth(KEY_A) }))
         .status,
     ).toBe(404);
+  });
+
+  it("answers 400 INVALID_INPUT, not 500, to bodies that do not match their content-encoding", async () => {
+    const cases: Array<[string, Buffer | string]> = [
+      ["gzip", "this is not gzip"],
+      ["gzip", gzipSync(Buffer.from(chatBody("ok", "x"))).subarray(0, 12)],
+      ["deflate", "not deflate either"],
+      ["br", Buffer.from([0xff, 0x00, 0x13])],
+    ];
+    for (const [encoding, body] of cases) {
+      const res = await fetch(`${service.url}/api/chat`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-encoding": encoding,
+          ...auth(KEY_A),
+        },
+        body,
+      });
+      expect({ encoding, status: res.status }).toEqual({ encoding, status: 400 });
+      const json = (await res.json()) as { error: { code: string; message: string } };
+      expect(json.error.code).toBe("INVALID_INPUT");
+    }
+    // A well-formed gzip body is accepted.
+    const ok = await fetch(`${service.url}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-encoding": "gzip", ...auth(KEY_A) },
+      body: gzipSync(Buffer.from(chatBody(`gz-${randomUUID()}`, "zipped"))),
+    });
+    expect(ok.status).toBe(200);
+    await ok.text();
+  });
+
+  it("answers 400 INVALID_INPUT, not 500, to paths with bad percent-encoding", async () => {
+    for (const id of ["%E0%A4%A", "%ED%A0%80", "%FF", "%", "a%zzb"]) {
+      for (const [method, path] of [
+        ["GET", `/api/chat/${id}/messages`],
+        ["DELETE", `/api/chat/${id}`],
+      ] as const) {
+        const res = await fetch(`${service.url}${path}`, { method, headers: auth(KEY_A) });
+        expect({ path, status: res.status }).toEqual({ path, status: 400 });
+        const json = (await res.json()) as { error: { code: string } };
+        expect(json.error.code).toBe("INVALID_INPUT");
+      }
+    }
   });
 
   it("survives 1,000 random bodies without a 5xx", async () => {
