@@ -10,6 +10,10 @@ export interface BenchImportResultLike {
   threads: number;
   checkpoints: number;
   checkpointsPerSec: number;
+  ratio: number;
+  insertOnly: { checkpointsPerSec: number };
+  dryRun: { checkpointsPerSec: number };
+  writeOnly: { insertPerSec: number; copyPerSec: number; ratio: number; batches: number };
 }
 export interface BenchLoadResultLike {
   concurrency: number;

@@ -70,13 +70,19 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     );
     results.import = { ...r, summary: undefined };
     out.push(
-      `Redis import: ${r.threads} threads, ${r.checkpoints} checkpoints at ${fmt(r.checkpointsPerSec)} checkpoints/s`,
+      `Redis import (history full, side by side): ${r.threads} threads, ${r.checkpoints} checkpoints; COPY for large batches ${fmt(r.checkpointsPerSec)}/s, INSERT only ${fmt(r.insertOnly.checkpointsPerSec)}/s (${r.ratio.toFixed(2)}x); dry run, no writes (the conversion ceiling of this process) ${fmt(r.dryRun.checkpointsPerSec)}/s; write path alone (${r.writeOnly.batches} batches of 500 threads, 4 writers): COPY ${fmt(r.writeOnly.copyPerSec)}/s, INSERT ${fmt(r.writeOnly.insertPerSec)}/s (${r.writeOnly.ratio.toFixed(2)}x)`,
     );
     targets.push({
-      name: "import: checkpoints per second",
+      name: "import: checkpoints per second (COPY path)",
       value: r.checkpointsPerSec,
-      target: ">= 2000",
-      ok: r.checkpointsPerSec >= 2000,
+      target: ">= 10000",
+      ok: r.checkpointsPerSec >= 10_000,
+    });
+    targets.push({
+      name: "import: conversion ceiling (dry run) checkpoints per second",
+      value: r.dryRun.checkpointsPerSec,
+      target: "floor (>= 10000 needed)",
+      ok: r.dryRun.checkpointsPerSec >= 10_000,
     });
   }
 

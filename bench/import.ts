@@ -1,35 +1,63 @@
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import type pg from "pg";
-import { importRedis, type ImportSummary } from "../src/importer/index.js";
+import { migrate } from "../src/db/migrator.js";
+import { importRedis, type ImportRedisOptions, type ImportSummary } from "../src/importer/index.js";
+import type { ThreadRows } from "../src/importer/serialize.js";
+import { ImportWriter } from "../src/importer/writer.js";
 import {
   fixtureCommands,
   recordConversation,
   type FixtureFormat,
 } from "../test/integration/importer/fixtures.js";
 
+/** One end-to-end import run (SCAN, read, convert, write). */
+export interface ImportRun {
+  checkpoints: number;
+  checkpointsPerSec: number;
+  durationMs: number;
+}
+
 /** Result of {@link benchImport}. */
 export interface ImportBenchResult {
   threads: number;
+  keys: number;
+  /** The shipped path: tables with >= copyMinRows rows in a batch go through binary COPY. */
   checkpoints: number;
-  /** Checkpoints written per second of the whole run (scan + read + convert + write). */
   checkpointsPerSec: number;
   threadsPerSec: number;
-  keys: number;
   durationMs: number;
+  /** The same import with COPY disabled (array-parameter INSERTs only), same run. */
+  insertOnly: ImportRun;
+  /** The same import as a dry run: everything but the writes (the CPU ceiling of the process). */
+  dryRun: ImportRun;
+  /** copyPath / insertOnly checkpoints per second, end to end. */
+  ratio: number;
+  /**
+   * The write phase alone: the batches the INSERT run wrote, written again into fresh schemas
+   * by 4 concurrent writers, once with INSERTs and once with COPY, interleaved batch by batch.
+   */
+  writeOnly: { insertPerSec: number; copyPerSec: number; ratio: number; batches: number };
   summary: ImportSummary;
 }
 
 /** The source mix: the two official savers' current layouts, the common migration cases. */
 const MIX: FixtureFormat[] = ["python", "js"];
 
+/** Threads per batch of the write-only comparison: the importer's default batch size. */
+const WRITE_BATCH = 500;
+const perSec = (n: number, ms: number) => Math.round(n / (ms / 1000));
+
 /**
  * Loads 10 000 threads (1 000 with `quick`) into Redis - each a two-turn tool-calling chat
  * recorded from a real LangGraph run, alternating the Python >= 0.2 and JS >= 1.0.10 layouts,
  * with their whole history (8 checkpoints, blobs, writes; ~24 keys, ~20 KB per thread) - then
- * imports them with `--history full`, so every checkpoint is moved, and reports checkpoints per
- * second end to end (SCAN, read, convert, write). The Redis keys carry a random token and are
- * deleted afterwards; the rows stay in `schema` (the caller's to drop).
+ * imports them with `--history full` three times side by side: as a dry run (no writes: the
+ * conversion ceiling), with INSERTs only, and as shipped (COPY for large batches). Then it
+ * writes the captured batches again, write path only. The Redis keys carry a random token and
+ * are deleted afterwards; the rows stay in schemas `<schema>` and `<schema>_*` (the caller
+ * drops `schema`; this function drops the others).
  */
 export async function benchImport(opts: {
   pool: pg.Pool;
@@ -40,6 +68,7 @@ export async function benchImport(opts: {
   const threads = opts.quick ? 1_000 : 10_000;
   const token = `tlbench${randomBytes(4).toString("hex")}`;
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 2 });
+  const extra = ["insert", "w_insert", "w_copy"].map((s) => `${opts.schema}_${s}`);
   try {
     const template = await recordConversation(`${token}-template`, ["weather in sf?", "thanks"]);
     let keys = 0;
@@ -56,25 +85,103 @@ export async function benchImport(opts: {
       }
       await pipe.exec();
     }
-    const summary = await importRedis({
-      redis,
-      pool: opts.pool,
-      schema: opts.schema,
-      match: `*${token}*`,
-      history: "full",
-      batchSize: 100,
-      concurrency: 4,
+    const run = (schema: string, extraOpts: Partial<ImportRedisOptions>) =>
+      importRedis({
+        redis,
+        pool: opts.pool,
+        schema,
+        match: `*${token}*`,
+        history: "full",
+        concurrency: 4,
+        ...extraOpts,
+      });
+    const asRun = (s: ImportSummary): ImportRun => ({
+      checkpoints: s.checkpointsImported,
+      checkpointsPerSec: perSec(s.checkpointsImported, s.durationMs),
+      durationMs: s.durationMs,
     });
+
+    const dry = await run(opts.schema, { dryRun: true });
+
+    // The INSERT-only run, capturing the batches it writes for the write-only comparison.
+    const batches: ThreadRows[][] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- restored below, called with its own this
+    const write = ImportWriter.prototype.write;
+    ImportWriter.prototype.write = function (this: ImportWriter, batch: ThreadRows[]) {
+      batches.push(batch);
+      return write.call(this, batch);
+    };
+    let insertOnly: ImportSummary;
+    try {
+      insertOnly = await run(extra[0]!, { copyMinRows: Number.POSITIVE_INFINITY });
+    } finally {
+      ImportWriter.prototype.write = write;
+    }
+    const summary = await run(opts.schema, {});
+
+    // Write path only, the two paths interleaved batch by batch on 4 connections.
+    await migrate(opts.pool, { schema: extra[1]! });
+    await migrate(opts.pool, { schema: extra[2]! });
+    const insertWriter = new ImportWriter(opts.pool, extra[1]!, "bench", {
+      copyMinRows: Number.POSITIVE_INFINITY,
+    });
+    const copyWriter = new ImportWriter(opts.pool, extra[2]!, "bench");
+    const ms = { insert: 0, copy: 0 };
+    // Regrouped into batches of WRITE_BATCH threads: the sizes COPY is for.
+    const regrouped: ThreadRows[][] = [];
+    const all = batches.flat();
+    for (let i = 0; i < all.length; i += WRITE_BATCH) regrouped.push(all.slice(i, i + WRITE_BATCH));
+    let next = 0;
+    let checkpoints = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < regrouped.length) {
+          const batch = regrouped[next++]!;
+          checkpoints += batch.reduce((n, t) => n + t.checkpoints.length, 0);
+          const pair =
+            next % 2 === 0
+              ? ([
+                  ["insert", insertWriter],
+                  ["copy", copyWriter],
+                ] as const)
+              : ([
+                  ["copy", copyWriter],
+                  ["insert", insertWriter],
+                ] as const);
+          for (const [name, writer] of pair) {
+            const t0 = performance.now();
+            await writer.write(batch);
+            ms[name] += performance.now() - t0;
+          }
+        }
+      }),
+    );
+    // Busy time summed over 4 writers: checkpoints per second of one writer's time, times 4.
+    const insertPerSec = perSec(checkpoints * 4, ms.insert);
+    const copyPerSec = perSec(checkpoints * 4, ms.copy);
+
+    const shipped = asRun(summary);
     return {
       threads: summary.threadsImported,
-      checkpoints: summary.checkpointsImported,
-      checkpointsPerSec: Math.round(summary.checkpointsImported / (summary.durationMs / 1000)),
-      threadsPerSec: Math.round(summary.threadsImported / (summary.durationMs / 1000)),
       keys,
+      checkpoints: shipped.checkpoints,
+      checkpointsPerSec: shipped.checkpointsPerSec,
+      threadsPerSec: perSec(summary.threadsImported, summary.durationMs),
       durationMs: summary.durationMs,
+      insertOnly: asRun(insertOnly),
+      dryRun: asRun(dry),
+      ratio: shipped.checkpointsPerSec / Math.max(1, asRun(insertOnly).checkpointsPerSec),
+      writeOnly: {
+        insertPerSec,
+        copyPerSec,
+        ratio: copyPerSec / Math.max(1, insertPerSec),
+        batches: regrouped.length,
+      },
       summary,
     };
   } finally {
+    for (const s of extra)
+      await opts.pool.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`).catch(() => undefined);
     let cursor = "0";
     do {
       const [next, batch] = await redis.scan(cursor, "MATCH", `*${token}*`, "COUNT", 5000);

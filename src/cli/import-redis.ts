@@ -132,7 +132,7 @@ export function registerImportRedisCommand(program: Command): void {
         ),
       )
       .option("--scan-count <n>", "SCAN COUNT hint", "1000")
-      .option("--batch-size <n>", "threads per Postgres transaction", "100")
+      .option("--batch-size <n>", "threads per Postgres transaction", "500")
       .option("--concurrency <n>", "transactions in flight", "4")
       .option("--rejects <file>", "write rejected threads to this JSONL file")
       .option("--verify", "read every imported thread back through the checkpointer and compare")
@@ -194,6 +194,8 @@ export function registerImportRedisCommand(program: Command): void {
           batchSize,
           // The embedded database serves one connection; more transactions would only queue.
           concurrency: db.kind === "embedded" ? 1 : concurrency,
+          // COPY FROM STDIN wedges the embedded server (EMBEDDED.md): INSERTs only there.
+          ...(db.kind === "embedded" ? { copyMinRows: Number.POSITIVE_INFINITY } : {}),
           dryRun: opts.dryRun ?? false,
           verify: opts.verify ?? false,
           ...(opts.rejects !== undefined ? { rejectsPath: opts.rejects } : {}),

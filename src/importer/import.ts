@@ -18,7 +18,7 @@ import { readRecords, scanKeys } from "./source.js";
 import { formatsFor, type FormatChoice, type RawRecord, type SourceFormat } from "./types.js";
 import { addFlag, type ValueFlags } from "./values.js";
 import { verifyThread, type VerifyMismatch } from "./verify.js";
-import { ImportWriter } from "./writer.js";
+import { ImportWriter, type ImportWriterOptions } from "./writer.js";
 
 /** Options of {@link importRedis}. */
 export interface ImportRedisOptions {
@@ -36,10 +36,15 @@ export interface ImportRedisOptions {
   history?: HistoryMode;
   /** `SCAN COUNT` hint. Default 1000. */
   scanCount?: number;
-  /** Threads per Postgres transaction (also the Redis read pipeline depth is 5x this). Default 100. */
+  /** Threads per Postgres transaction (also the Redis read pipeline depth is 5x this). Default 500 (large enough for COPY to pay off with `history: "full"`). */
   batchSize?: number;
   /** Transactions in flight at once. Default 4 (keep at or under the pool size). */
   concurrency?: number;
+  /**
+   * Rows of one table in one batch from which they are loaded with binary COPY (see
+   * {@link ImportWriterOptions.copyMinRows}). Default 1000; `Infinity` never uses COPY.
+   */
+  copyMinRows?: ImportWriterOptions["copyMinRows"];
   /** Decode and convert everything, write nothing (not even migrations or the journal). */
   dryRun?: boolean;
   /** After the import, read every imported thread back through the checkpointer and compare. */
@@ -144,7 +149,7 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
   const started = performance.now();
   const schema = options.schema ?? "public";
   const history = options.history ?? "latest";
-  const batchSize = Math.max(1, options.batchSize ?? 100);
+  const batchSize = Math.max(1, options.batchSize ?? 500);
   const concurrency = Math.max(1, options.concurrency ?? 4);
   const dryRun = options.dryRun ?? false;
   const logger = options.logger ?? silentLogger;
@@ -281,7 +286,12 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
     summary.threadsFound = candidates.length + summary.invalid;
     logger.info({ threads: candidates.length, formats: summary.formats }, "source read");
 
-    const writer = new ImportWriter(options.pool, schema, sourceLabel);
+    const writer = new ImportWriter(
+      options.pool,
+      schema,
+      sourceLabel,
+      options.copyMinRows !== undefined ? { copyMinRows: options.copyMinRows } : {},
+    );
     const conversions: ValueFlags = new Map();
     const verifyRows: ThreadRows[] = [];
     let done = 0;

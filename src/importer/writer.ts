@@ -2,6 +2,7 @@ import type pg from "pg";
 import { classifyDbError, toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
 import { withRetry } from "../db/retry.js";
+import { copyRows, type CopyColumn, type CopyValue } from "./copy.js";
 import type { ThreadRows } from "./serialize.js";
 
 /** Rows actually inserted for one thread (conflicting rows already present are not counted). */
@@ -40,8 +41,49 @@ function statements(schema: string) {
       ON CONFLICT (thread_id) DO UPDATE SET source = EXCLUDED.source, source_format = EXCLUDED.source_format,
         fingerprint = EXCLUDED.fingerprint, checkpoints = EXCLUDED.checkpoints, writes = EXCLUDED.writes,
         imported_at = now()`,
+    // The COPY path: rows stream into a transaction-scoped temporary table (ON COMMIT DROP, so
+    // nothing outlives the transaction, also behind a transaction pooler), then one INSERT ...
+    // SELECT applies the same ON CONFLICT DO NOTHING as the statements above.
+    stage: {
+      blobs: `CREATE TEMP TABLE tl_import_blobs (thread_id text, checkpoint_ns text, channel text, version text, type text, blob bytea) ON COMMIT DROP`,
+      checkpoints: `CREATE TEMP TABLE tl_import_checkpoints (thread_id text, checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text, checkpoint jsonb, metadata jsonb) ON COMMIT DROP`,
+      writes: `CREATE TEMP TABLE tl_import_writes (thread_id text, checkpoint_ns text, checkpoint_id text, task_id text, idx integer, channel text, type text, blob bytea, task_path text) ON COMMIT DROP`,
+    },
+    fromStage: {
+      blobs: `INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+      SELECT * FROM pg_temp.tl_import_blobs ON CONFLICT DO NOTHING RETURNING thread_id`,
+      checkpoints: `INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+      SELECT * FROM pg_temp.tl_import_checkpoints ON CONFLICT DO NOTHING RETURNING thread_id`,
+      writes: `INSERT INTO ${s}.checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path)
+      SELECT * FROM pg_temp.tl_import_writes ON CONFLICT DO NOTHING RETURNING thread_id`,
+    },
     journalLookup: `SELECT thread_id, fingerprint FROM ${s}.threadline_import_journal WHERE thread_id = ANY($1::text[])`,
   };
+}
+
+/** Column types of the staged tables, in column order, for the binary COPY encoding. */
+const STAGE_COLUMNS: Record<"blobs" | "checkpoints" | "writes", CopyColumn[]> = {
+  blobs: ["text", "text", "text", "text", "text", "bytea"],
+  checkpoints: ["text", "text", "text", "text", "jsonb", "jsonb"],
+  writes: ["text", "text", "text", "text", "int4", "text", "text", "bytea", "text"],
+};
+
+/**
+ * Default of {@link ImportWriterOptions.copyMinRows}: below about a thousand rows one
+ * `unnest` INSERT is as fast as staging with COPY (which adds a temporary table and a second
+ * statement); above it COPY wins.
+ */
+export const DEFAULT_COPY_MIN_ROWS = 1000;
+
+/** Options of {@link ImportWriter}. */
+export interface ImportWriterOptions {
+  /**
+   * Rows of one table in one batch from which that table's rows are loaded with binary `COPY`
+   * into a temporary table and inserted from there (same `ON CONFLICT DO NOTHING`); smaller sets
+   * go as one array-parameter INSERT. Default {@link DEFAULT_COPY_MIN_ROWS}. `Infinity` never
+   * uses COPY (the embedded database, where COPY FROM STDIN wedges the server).
+   */
+  copyMinRows?: number;
 }
 
 function countBy(rows: Array<{ thread_id: string }>): Map<string, number> {
@@ -58,13 +100,36 @@ function countBy(rows: Array<{ thread_id: string }>): Map<string, number> {
  */
 export class ImportWriter {
   private readonly sql: ReturnType<typeof statements>;
+  private readonly copyMinRows: number;
 
   constructor(
     private readonly pool: pg.Pool,
     schema: string,
     private readonly source: string,
+    options: ImportWriterOptions = {},
   ) {
     this.sql = statements(schema);
+    this.copyMinRows = Math.max(1, options.copyMinRows ?? DEFAULT_COPY_MIN_ROWS);
+  }
+
+  /**
+   * Inserts one table's rows of the batch, returning the inserted rows' thread ids: staged with
+   * COPY when there are at least `copyMinRows` of them, else as one array-parameter INSERT.
+   */
+  private async insert(
+    client: pg.PoolClient,
+    table: "blobs" | "checkpoints" | "writes",
+    rows: CopyValue[][],
+  ): Promise<Array<{ thread_id: string }>> {
+    if (rows.length === 0) return [];
+    if (rows.length >= this.copyMinRows) {
+      await client.query(this.sql.stage[table]);
+      await copyRows(client, `pg_temp.tl_import_${table}`, STAGE_COLUMNS[table], rows);
+      return (await client.query<{ thread_id: string }>(this.sql.fromStage[table])).rows;
+    }
+    // Column-major arrays for unnest(): one parameter per column whatever the row count.
+    const columns = STAGE_COLUMNS[table].map((_, i) => rows.map((r) => r[i] ?? null));
+    return (await client.query<{ thread_id: string }>(this.sql[table], columns)).rows;
   }
 
   /**
@@ -118,42 +183,31 @@ export class ImportWriter {
         batch.map((t) => t.createdAt),
         batch.map((t) => t.lastActivity),
       ]);
-      const blobRes =
-        blobs.length === 0
-          ? { rows: [] }
-          : await client.query<{ thread_id: string }>(this.sql.blobs, [
-              blobs.map((b) => b.t),
-              blobs.map((b) => b.ns),
-              blobs.map((b) => b.channel),
-              blobs.map((b) => b.version),
-              blobs.map((b) => b.type),
-              blobs.map((b) => b.blob),
-            ]);
-      const cpRes =
-        cps.length === 0
-          ? { rows: [] }
-          : await client.query<{ thread_id: string }>(this.sql.checkpoints, [
-              cps.map((c) => c.t),
-              cps.map((c) => c.ns),
-              cps.map((c) => c.id),
-              cps.map((c) => c.parentId),
-              cps.map((c) => c.checkpoint),
-              cps.map((c) => c.metadata),
-            ]);
-      const wRes =
-        writes.length === 0
-          ? { rows: [] }
-          : await client.query<{ thread_id: string }>(this.sql.writes, [
-              writes.map((w) => w.t),
-              writes.map((w) => w.ns),
-              writes.map((w) => w.checkpointId),
-              writes.map((w) => w.taskId),
-              writes.map((w) => w.idx),
-              writes.map((w) => w.channel),
-              writes.map((w) => w.type),
-              writes.map((w) => w.blob),
-              writes.map((w) => w.taskPath),
-            ]);
+      const blobRows = await this.insert(
+        client,
+        "blobs",
+        blobs.map((b) => [b.t, b.ns, b.channel, b.version, b.type, b.blob]),
+      );
+      const cpRows = await this.insert(
+        client,
+        "checkpoints",
+        cps.map((c) => [c.t, c.ns, c.id, c.parentId, c.checkpoint, c.metadata]),
+      );
+      const wRows = await this.insert(
+        client,
+        "writes",
+        writes.map((w) => [
+          w.t,
+          w.ns,
+          w.checkpointId,
+          w.taskId,
+          w.idx,
+          w.channel,
+          w.type,
+          w.blob,
+          w.taskPath,
+        ]),
+      );
       await client.query(this.sql.journal, [
         batch.map((t) => t.threadId),
         batch.map(() => this.source),
@@ -163,9 +217,9 @@ export class ImportWriter {
         batch.map((t) => t.writes.length),
       ]);
       await client.query("COMMIT");
-      const b = countBy(blobRes.rows);
-      const c = countBy(cpRes.rows);
-      const w = countBy(wRes.rows);
+      const b = countBy(blobRows);
+      const c = countBy(cpRows);
+      const w = countBy(wRows);
       return new Map(
         batch.map((t) => [
           t.threadId,

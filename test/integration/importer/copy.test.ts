@@ -1,0 +1,92 @@
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { importRedis } from "../../../src/importer/index.js";
+import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
+import {
+  connectRedis,
+  deleteKeys,
+  FIXTURE_FORMATS,
+  recordConversation,
+  uniqueToken,
+  writeFixture,
+} from "./fixtures.js";
+
+// The bulk path: with copyMinRows 1 every table of every batch is staged with binary COPY. It
+// must store exactly what the array-parameter INSERTs store, and keep their idempotence.
+const token = uniqueToken("tlcopy");
+let redis: Redis;
+let pool: pg.Pool;
+const viaCopy = uniqueSchema("imp_copy");
+const viaInsert = uniqueSchema("imp_insert");
+
+beforeAll(async () => {
+  await requirePostgres();
+  redis = await connectRedis();
+  pool = testPool(4);
+  for (const format of FIXTURE_FORMATS) {
+    const conv = await recordConversation(`${token}-${format}`, ["weather in sf?", "thanks"]);
+    await writeFixture(redis, format, conv);
+  }
+});
+
+afterAll(async () => {
+  await deleteKeys(redis, token);
+  redis.disconnect();
+  await dropSchema(pool, viaCopy);
+  await dropSchema(pool, viaInsert);
+  await pool.end();
+});
+
+/** Every row of the checkpoint tables, in a stable order, as text. */
+async function tableRows(schema: string): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const [table, order] of [
+    ["checkpoints", "thread_id, checkpoint_ns, checkpoint_id"],
+    ["checkpoint_blobs", "thread_id, checkpoint_ns, channel, version"],
+    ["checkpoint_writes", "thread_id, checkpoint_ns, checkpoint_id, task_id, idx"],
+  ] as const) {
+    const { rows } = await pool.query<{ r: string }>(
+      `SELECT t::text AS r FROM "${schema}".${table} t ORDER BY ${order}`,
+    );
+    out[table] = rows.map((x) => x.r);
+  }
+  const { rows } = await pool.query<{ r: string }>(
+    `SELECT (thread_id, created_at, last_activity)::text AS r FROM "${schema}".checkpoint_threads ORDER BY thread_id`,
+  );
+  out.checkpoint_threads = rows.map((x) => x.r);
+  return out;
+}
+
+describe("import-redis bulk path (COPY)", () => {
+  it("stores exactly what the INSERT path stores, verifies, and a second run imports nothing", async () => {
+    const common = { redis, pool, match: `*${token}*`, history: "full" as const, batchSize: 4 };
+    const copied = await importRedis({ ...common, schema: viaCopy, copyMinRows: 1, verify: true });
+    const inserted = await importRedis({
+      ...common,
+      schema: viaInsert,
+      copyMinRows: Number.POSITIVE_INFINITY,
+    });
+    expect(copied.invalid).toBe(0);
+    expect(copied.verify?.mismatches).toBe(0);
+    expect(copied.checkpointsImported).toBeGreaterThan(FIXTURE_FORMATS.length);
+    expect(copied.writesImported).toBeGreaterThan(0);
+    for (const k of ["threadsImported", "checkpointsImported", "writesImported", "blobsImported"])
+      expect(copied[k as keyof typeof copied]).toBe(inserted[k as keyof typeof inserted]);
+
+    const a = await tableRows(viaCopy);
+    const b = await tableRows(viaInsert);
+    expect(a.checkpoints!.length).toBe(copied.checkpointsImported);
+    expect(a).toEqual(b);
+
+    // Without the journal the rows themselves are the guard: ON CONFLICT DO NOTHING through COPY.
+    await pool.query(`TRUNCATE "${viaCopy}".threadline_import_journal`);
+    const again = await importRedis({ ...common, schema: viaCopy, copyMinRows: 1 });
+    expect(again).toMatchObject({
+      threadsImported: 0,
+      checkpointsImported: 0,
+      writesImported: 0,
+      invalid: 0,
+    });
+    expect(await tableRows(viaCopy)).toEqual(a);
+  });
+});
