@@ -34,7 +34,10 @@ export function registerServeCommand(program: Command): void {
       .command("serve")
       .description("run the HTTP chat service (embedded database when no DATABASE_URL)")
       .option("--port <n>", "port to listen on (default PORT or 8787)")
-      .option("--host <address>", "address to bind (default 0.0.0.0)"),
+      .option(
+        "--host <address>",
+        "address to bind (default 127.0.0.1 without API keys, 0.0.0.0 with them)",
+      ),
   ).action((opts: ServeOptions) =>
     runCommand(async () => {
       const server: Record<string, unknown> = {};

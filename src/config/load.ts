@@ -27,6 +27,8 @@ const OPTIONAL_LEAVES: Record<string, "string"> = {
   "database.url": "string",
   "model.baseUrl": "string",
   "model.apiKey": "string",
+  "server.host": "string",
+  "model.systemPrompt": "string",
 };
 
 type Kind = "string" | "number" | "boolean" | "array";

@@ -93,7 +93,11 @@ export const configSchema = strict({
   }).prefault({}),
   server: strict({
     port: z.number().int().min(0).max(65_535).default(8787),
-    host: z.string().min(1).default("0.0.0.0"),
+    /**
+     * Address to bind. Unset: loopback (127.0.0.1) without API keys, all interfaces (0.0.0.0)
+     * with them, so an open service is never reachable from the network by accident.
+     */
+    host: z.string().min(1).optional(),
     bodyLimit: z.string().min(1).default("1mb"),
     shutdownTimeout: duration("10s").default(10_000),
     rateLimit: strict({
@@ -102,6 +106,24 @@ export const configSchema = strict({
     }).prefault({}),
     /** Express `trust proxy`: true behind one reverse proxy, so rate limits see client IPs. */
     trustProxy: z.boolean().default(false),
+    cors: strict({
+      /**
+       * Browser origins allowed to call every route (`https://app.example.com`, or `*` for any);
+       * empty (default) sends no CORS headers, so browsers allow same-origin calls only.
+       */
+      origins: z
+        .array(
+          z
+            .string()
+            .regex(
+              /^(\*|https?:\/\/[^/\s]+)$/,
+              'an origin is scheme://host[:port] without a path (e.g. "http://localhost:5173"), or "*"',
+            ),
+        )
+        .default([]),
+      /** How long browsers may cache a preflight answer. */
+      maxAge: duration("10m").default(600_000),
+    }).prefault({}),
   }).prefault({}),
   auth: strict({
     apiKeys: z.array(z.string().min(16, "API keys must be at least 16 characters")).default([]),
@@ -117,6 +139,8 @@ export const configSchema = strict({
     maxRetries: z.number().int().min(0).max(10).default(2),
     /** Pause between the offline model's tokens, in ms; 0 streams as fast as possible. */
     offlineTokenDelay: z.number().int().min(0).max(10_000).default(0),
+    /** System prompt sent before the conversation on every model call (not stored in the thread). */
+    systemPrompt: z.string().min(1).optional(),
   }).prefault({}),
   log: strict({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

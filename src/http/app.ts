@@ -15,9 +15,15 @@ import { ThreadlineError } from "../errors.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { createApiKeyAuth, identify, principalOf, requireApiKey } from "./auth.js";
 import { chatRoutes, type ServiceState } from "./chat.js";
+import { corsMiddleware } from "./cors.js";
 import { errorMiddleware } from "./errors.js";
 import { healthRoutes, type FallbackStatus } from "./health.js";
-import { InstrumentedCheckpointer, registerServiceMetrics } from "./metrics.js";
+import {
+  InstrumentedCheckpointer,
+  registerServiceMetrics,
+  routeLabel,
+  routePrefix,
+} from "./metrics.js";
 import { ThreadOwners } from "./owners.js";
 
 /** Everything the HTTP service depends on; passed in so tests and embedders choose each part. */
@@ -62,6 +68,25 @@ function isPino(logger: Logger | pino.Logger): logger is pino.Logger {
   return typeof (logger as pino.Logger).child === "function" && "levels" in logger;
 }
 
+/**
+ * helmet's headers, minus what belongs behind TLS only: HSTS and CSP `upgrade-insecure-requests`
+ * are sent only on requests that arrived over HTTPS (`req.secure`, which believes
+ * `X-Forwarded-Proto` when `server.trustProxy` is on). On plain HTTP they would tell browsers to
+ * switch to an HTTPS port that does not exist. With CORS origins configured,
+ * `Cross-Origin-Resource-Policy` is `cross-origin` so allowed pages can use the answers.
+ */
+function securityHeaders(cors: boolean) {
+  const crossOriginResourcePolicy = { policy: cors ? "cross-origin" : "same-origin" } as const;
+  const plain = helmet({
+    strictTransportSecurity: false,
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+    crossOriginResourcePolicy,
+  });
+  const secure = helmet({ crossOriginResourcePolicy });
+  return (req: Request, res: Response, next: NextFunction) =>
+    (req.secure ? secure : plain)(req, res, next);
+}
+
 /** A request id from a caller's proxy is kept only when it is short and harmless. */
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -89,7 +114,11 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     ...(fallbackStatus ? { fallbackStatus } : {}),
   });
   const checkpointer = new InstrumentedCheckpointer(deps.checkpointer, metrics);
-  const graph = buildChatGraph({ checkpointer, model: deps.model });
+  const graph = buildChatGraph({
+    checkpointer,
+    model: deps.model,
+    ...(config.model.systemPrompt !== undefined ? { systemPrompt: config.model.systemPrompt } : {}),
+  });
   const owners =
     auth.enabled && db ? new ThreadOwners(db.pool, { schema: config.database.schema }) : undefined;
   const state: ServiceState = { draining: false, streams: new Set() };
@@ -97,7 +126,11 @@ export function createApp(deps: AppDeps): ThreadlineApp {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", config.server.trustProxy);
-  app.use(helmet());
+  // Before every router, so each route and each error answer carries it (off without origins).
+  app.use(
+    corsMiddleware({ origins: config.server.cors.origins, maxAgeMs: config.server.cors.maxAge }),
+  );
+  app.use(securityHeaders(config.server.cors.origins.length > 0));
 
   if (isPino(logger)) {
     app.use(
@@ -131,10 +164,11 @@ export function createApp(deps: AppDeps): ThreadlineApp {
   app.use((req: Request, res: Response, next: NextFunction) => {
     const end = metrics.httpDuration.startTimer();
     res.once("close", () => {
-      const route = req.route
-        ? `${req.baseUrl}${(req.route as { path: string }).path}`
-        : "unmatched";
-      const labels = { method: req.method, route, status: String(res.statusCode) };
+      const labels = {
+        method: req.method,
+        route: routeLabel(req, res),
+        status: String(res.statusCode),
+      };
       end(labels);
       metrics.httpRequests.inc(labels);
     });
@@ -170,11 +204,19 @@ export function createApp(deps: AppDeps): ThreadlineApp {
 
   app.use(
     "/api",
+    routePrefix("/api"),
     identify(auth),
     limiter,
     requireApiKey(auth),
-    express.json({ limit: config.server.bodyLimit }),
-    chatRoutes({ graph, checkpointer, ...(owners ? { owners } : {}), state, metrics, logger }),
+    chatRoutes({
+      graph,
+      checkpointer,
+      ...(owners ? { owners } : {}),
+      state,
+      metrics,
+      logger,
+      bodyLimit: config.server.bodyLimit,
+    }),
   );
 
   app.use((_req: Request, _res: Response, next: NextFunction) => {

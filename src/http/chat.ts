@@ -7,7 +7,7 @@ import {
 } from "@langchain/core/messages";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import type { UIMessage } from "ai";
-import { Router, type Request, type Response } from "express";
+import express, { Router, type Request, type Response } from "express";
 import type { z } from "zod";
 import { MODEL_NODE, type ChatGraph } from "../graphs/chat/graph.js";
 import { messageText } from "../graphs/chat/messages.js";
@@ -18,10 +18,9 @@ import { describeError, toHttpError } from "./errors.js";
 import type { ServiceMetrics } from "./metrics.js";
 import type { ThreadOwners } from "./owners.js";
 import {
-  chatRequestSchema,
   describeZodError,
+  parseChatBody,
   threadIdSchema,
-  toChatRequest,
   uiMessageText,
   type ChatRequest,
 } from "./schemas.js";
@@ -51,7 +50,12 @@ export interface ChatRoutesDeps {
   state: ServiceState;
   metrics: ServiceMetrics;
   logger: Logger;
+  /** Largest accepted JSON body (`server.bodyLimit`, e.g. "1mb"). */
+  bodyLimit: string;
 }
+
+/** Where a user message's `metadata` is kept on the LangChain message (no provider sends it). */
+const UI_METADATA_KEY = "ui_metadata";
 
 type Outcome = "completed" | "error" | "client_aborted" | "shutdown_aborted";
 
@@ -92,9 +96,11 @@ export function toUIMessages(messages: readonly BaseMessage[]): UIMessage[] {
             ? "system"
             : undefined;
     if (role === undefined) return; // tool messages have no UI counterpart in a text chat
+    const metadata: unknown = message.additional_kwargs?.[UI_METADATA_KEY];
     out.push({
       id: message.id ?? `msg-${index}`,
       role,
+      ...(metadata !== undefined ? { metadata } : {}),
       parts: [{ type: "text", text: messageText(message) }],
     });
   });
@@ -115,7 +121,13 @@ function turnInput(history: readonly BaseMessage[], request: ChatRequest): BaseM
   if (text.trim() === "") {
     throw new ThreadlineError("INVALID_INPUT", "the new message has no text part");
   }
-  const human = new HumanMessage({ id: message.id, content: text });
+  const human = new HumanMessage({
+    id: message.id,
+    content: text,
+    ...(message.metadata !== undefined
+      ? { additional_kwargs: { [UI_METADATA_KEY]: message.metadata } }
+      : {}),
+  });
   const at = history.findIndex((m) => m.id === message.id);
   if (at === -1) return [human];
   if (history[at]!.getType() !== "human") {
@@ -153,6 +165,8 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
   const { graph, checkpointer, owners, state, metrics, logger } = deps;
   const locks = new ThreadLocks();
   const router = Router();
+  // Parsed inside the route, so a malformed body is counted under the route's metrics label.
+  const json = express.json({ limit: deps.bodyLimit });
 
   /** Checks that the caller may see `threadId`: 404 (not 403) so ids of others stay unknown. */
   async function authorize(res: Response, threadId: string, claim: boolean): Promise<void> {
@@ -164,10 +178,19 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
     if (!allowed) throw notFound();
   }
 
-  router.post("/chat", async (req: Request, res: Response) => {
+  router.post("/chat", json, async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
     if (state.draining) throw new ThreadlineError("SHUTTING_DOWN", "the service is shutting down");
-    const request = toChatRequest(parse(chatRequestSchema, req.body));
+    if (req.body === undefined && !req.is("application/json")) {
+      throw new ThreadlineError(
+        "INVALID_INPUT",
+        "invalid request: body: send a JSON body with the header content-type: application/json",
+      );
+    }
+    const parsed = parseChatBody(req.body);
+    if (!parsed.ok)
+      throw new ThreadlineError("INVALID_INPUT", `invalid request: ${parsed.problems}`);
+    const { request } = parsed;
     const { threadId } = request;
     await authorize(res, threadId, true);
 
@@ -214,8 +237,12 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
     const textId = `text-${messageId}`;
     let textOpen = false;
     let streamedChunks = false;
+    // The `start` chunk (and with it the 200) waits for the reply's first text, so a model that
+    // fails before answering gets a 502 MODEL_ERROR instead of a 200 with an error chunk.
+    const begin = async () => {
+      if (!stream.started) await stream.send({ type: "start", messageId });
+    };
     try {
-      await stream.send({ type: "start", messageId });
       const events = await graph.stream(
         { messages: input },
         {
@@ -233,12 +260,14 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
         if (isChunk) streamedChunks = true;
         const delta = messageText(message);
         if (delta === "") continue;
+        await begin();
         if (!textOpen) {
           await stream.send({ type: "text-start", id: textId });
           textOpen = true;
         }
         await stream.send({ type: "text-delta", id: textId, delta });
       }
+      await begin();
       if (textOpen) await stream.send({ type: "text-end", id: textId });
       await stream.send({ type: "finish", finishReason: "stop" });
     } catch (err) {
@@ -247,6 +276,13 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
         logger.error({ err: describeError(err), threadId }, "chat turn failed");
       } else {
         logger.info({ threadId, reason: run.outcome }, "chat turn cancelled");
+      }
+      if (!stream.started) {
+        // Nothing was sent yet: answer with the error's status (502 MODEL_ERROR, 503, ...).
+        if (run.outcome === "client_aborted") return;
+        throw run.outcome === "shutdown_aborted"
+          ? new ThreadlineError("SHUTTING_DOWN", "the service is shutting down")
+          : err;
       }
       if (run.outcome !== "client_aborted") {
         const errorText =

@@ -8,9 +8,35 @@ import {
   type CheckpointTuple,
   type PendingWrite,
 } from "@langchain/langgraph-checkpoint";
+import type { Request, RequestHandler, Response } from "express";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { classifyDbError } from "../db/errors.js";
 import type { PoolStats } from "../db/pool.js";
+
+const PREFIX = Symbol("threadline.routePrefix");
+
+/**
+ * Records where a router is mounted, for {@link routeLabel}. Express restores `req.baseUrl` when an
+ * error leaves a router, so the mount is kept on the request itself.
+ */
+export function routePrefix(prefix: string): RequestHandler {
+  return (req, _res, next) => {
+    (req as Request & { [PREFIX]?: string })[PREFIX] = prefix;
+    next();
+  };
+}
+
+/**
+ * The `route` label of a request: the matched route's template under its mount (`/api/chat`,
+ * `/api/chat/:id/messages`), the same for every status, including body-parser and validation
+ * failures; `unmatched` when no route matched (404s), so label cardinality stays bounded.
+ */
+export function routeLabel(req: Request, _res?: Response): string {
+  const route = req.route as { path?: unknown } | undefined;
+  if (!route || typeof route.path !== "string") return "unmatched";
+  const prefix = (req as Request & { [PREFIX]?: string })[PREFIX] ?? req.baseUrl;
+  return `${prefix}${route.path}`;
+}
 
 /** The service's Prometheus metrics, registered on one registry. */
 export interface ServiceMetrics {

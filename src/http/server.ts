@@ -15,6 +15,24 @@ import { silentLogger, type Logger } from "../logger.js";
 import { createApp, type ThreadlineApp } from "./app.js";
 import { describeError } from "./errors.js";
 
+/**
+ * The address `threadline serve` binds: `server.host` when given (file, env or `--host`);
+ * otherwise loopback without API keys (an open service stays on this machine) and all
+ * interfaces with them.
+ */
+export function listenHost(config: Pick<ThreadlineConfig, "server" | "auth">): string {
+  if (config.server.host !== undefined) return config.server.host;
+  return config.auth.apiKeys.length > 0 ? "0.0.0.0" : "127.0.0.1";
+}
+
+/** True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return (
+    h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::ffff:127.0.0.1"
+  );
+}
+
 /** Options of {@link startService}. */
 export interface StartServiceOptions {
   logger?: Logger | pino.Logger;
@@ -122,29 +140,37 @@ export async function startService(
     const server = createServer(app);
     // Replies can stream for minutes: only the request itself is time-boxed.
     server.requestTimeout = 60_000;
-    server.listen(config.server.port, config.server.host);
+    server.listen(config.server.port, listenHost(config));
     await Promise.race([
       once(server, "listening"),
       once(server, "error").then(([err]) => Promise.reject(err as Error)),
     ]);
     const address = server.address() as AddressInfo;
-    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    const url = `http://${host === "0.0.0.0" || host === "[::]" ? "127.0.0.1" : host}:${address.port}`;
+    const bound = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    const wildcard = bound === "0.0.0.0" || bound === "[::]";
+    // `url` is where this machine reaches the service; the log names the address actually bound.
+    const url = `http://${wildcard ? "127.0.0.1" : bound}:${address.port}`;
+    const open = config.auth.apiKeys.length === 0;
     logger.info(
       {
         url,
+        address: `${bound}:${address.port}`,
         database: db.description,
         databaseKind: db.kind,
         schema,
         model: info,
         fallback: config.fallback.enabled,
-        auth:
-          config.auth.apiKeys.length > 0
-            ? `${config.auth.apiKeys.length} API key(s)`
-            : "open (no API keys)",
+        auth: open ? "open (no API keys)" : `${config.auth.apiKeys.length} API key(s)`,
+        cors: config.server.cors.origins.length > 0 ? config.server.cors.origins : "off",
       },
-      `threadline listening on ${url} (${db.kind === "embedded" ? "embedded development database" : "PostgreSQL"})`,
+      `threadline listening on http://${bound}:${address.port}${wildcard ? ` (all interfaces; ${url} from this machine)` : ""} (${db.kind === "embedded" ? "embedded development database" : "PostgreSQL"})`,
     );
+    if (open && !isLoopback(address.address)) {
+      logger.warn(
+        { address: `${bound}:${address.port}` },
+        `WARNING: listening on ${bound}:${address.port} beyond loopback WITHOUT API keys: anyone who can reach this address can use the API (and spend the model's credits). Set THREADLINE_API_KEYS, or bind to 127.0.0.1 (--host 127.0.0.1)`,
+      );
+    }
 
     let stopping: Promise<void> | undefined;
     const shutdown = (reason = "shutdown") =>

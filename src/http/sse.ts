@@ -13,21 +13,37 @@ const KEEP_ALIVE_MS = 15_000;
  */
 export class UIMessageStreamResponse {
   private closed = false;
-  private readonly keepAlive: NodeJS.Timeout;
+  private keepAlive: NodeJS.Timeout | undefined;
+  private opened = false;
 
   constructor(private readonly res: Response) {
-    res.status(200);
-    for (const [name, value] of Object.entries(UI_MESSAGE_STREAM_HEADERS))
-      res.setHeader(name, value);
-    res.flushHeaders();
     res.once("close", () => {
       this.closed = true;
       clearInterval(this.keepAlive);
     });
+  }
+
+  /**
+   * Sends the status and headers. Deferred until the reply's first chunk is known, so a failure
+   * before it (an upstream model error, the database) can still answer with a JSON error status.
+   */
+  start(): void {
+    if (this.opened || this.closed) return;
+    this.opened = true;
+    const { res } = this;
+    res.status(200);
+    for (const [name, value] of Object.entries(UI_MESSAGE_STREAM_HEADERS))
+      res.setHeader(name, value);
+    res.flushHeaders();
     this.keepAlive = setInterval(() => {
       if (!this.closed) res.write(": keep-alive\n\n");
     }, KEEP_ALIVE_MS);
     this.keepAlive.unref();
+  }
+
+  /** True once {@link start} sent the headers. */
+  get started(): boolean {
+    return this.opened;
   }
 
   /** False once the client has gone away; writes are then dropped. */
@@ -35,18 +51,19 @@ export class UIMessageStreamResponse {
     return !this.closed && !this.res.writableEnded;
   }
 
-  /** Sends one chunk, waiting for the socket to drain when the client reads slowly. */
+  /** Sends one chunk (starting the stream if needed), waiting for a slow client to drain. */
   async send(chunk: UIMessageChunk): Promise<void> {
+    this.start();
     if (!this.open) return;
     if (!this.res.write(`data: ${JSON.stringify(chunk)}\n\n`)) {
       await Promise.race([once(this.res, "drain"), once(this.res, "close")]);
     }
   }
 
-  /** Sends `data: [DONE]` and ends the response. */
+  /** Sends `data: [DONE]` and ends a started response; a response never started is left alone. */
   end(): void {
     clearInterval(this.keepAlive);
-    if (!this.open) return;
+    if (!this.opened || !this.open) return;
     this.res.end("data: [DONE]\n\n");
   }
 }

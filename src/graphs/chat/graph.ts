@@ -1,5 +1,5 @@
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
-import { AIMessage } from "@langchain/core/messages";
+import { AIMessage, SystemMessage } from "@langchain/core/messages";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import {
   END,
@@ -17,6 +17,11 @@ export const MODEL_NODE = "model";
 export interface ChatGraphOptions {
   checkpointer: BaseCheckpointSaver;
   model: BaseChatModel;
+  /**
+   * Sent as the first (system) message of every model call; not stored in the thread, so
+   * changing it applies to existing conversations too. Default: none.
+   */
+  systemPrompt?: string;
 }
 
 /**
@@ -27,14 +32,18 @@ export interface ChatGraphOptions {
  * id the client saw in the stream's `start` chunk is the one `GET /messages` returns later.
  */
 export function buildChatGraph(options: ChatGraphOptions) {
-  const { model } = options;
+  const { model, systemPrompt } = options;
   const callModel = async (
     state: typeof MessagesAnnotation.State,
     config: LangGraphRunnableConfig,
   ) => {
     let response;
     try {
-      response = await model.invoke(state.messages, config);
+      const messages =
+        systemPrompt === undefined
+          ? state.messages
+          : [new SystemMessage(systemPrompt), ...state.messages];
+      response = await model.invoke(messages, config);
     } catch (err) {
       // A cancelled run is not a model failure; anything else is, whatever the provider threw.
       if (config.signal?.aborted) throw err;

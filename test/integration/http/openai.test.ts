@@ -15,7 +15,7 @@ interface UpstreamRequest {
 /** A local stand-in for an OpenAI-compatible server: streams chat completions as SSE. */
 async function fakeOpenAI(tokens: (turn: number) => string[]) {
   const requests: UpstreamRequest[] = [];
-  let failNext = false;
+  let failNext: "status" | "midstream" | false = false;
   const server: Server = createServer((req, res) => {
     let raw = "";
     req.on("data", (d: Buffer) => (raw += d.toString("utf8")));
@@ -26,7 +26,7 @@ async function fakeOpenAI(tokens: (turn: number) => string[]) {
       }
       const body = JSON.parse(raw) as UpstreamRequest["body"];
       requests.push({ authorization: req.headers.authorization, body });
-      if (failNext) {
+      if (failNext === "status") {
         failNext = false;
         res.writeHead(500, { "content-type": "application/json" });
         res.end(
@@ -47,6 +47,13 @@ async function fakeOpenAI(tokens: (turn: number) => string[]) {
           choices: [{ index: 0, delta, finish_reason: finish }],
         })}\n\n`;
       res.write(chunk({ role: "assistant", content: "" }, null));
+      if (failNext === "midstream") {
+        // Some tokens, then the connection drops: the failure comes after the reply began.
+        failNext = false;
+        res.write(chunk({ content: "Half an" }, null));
+        setTimeout(() => res.destroy(), 50);
+        return;
+      }
       for (const token of tokens(turn)) res.write(chunk({ content: token }, null));
       res.write(chunk({}, "stop"));
       res.end("data: [DONE]\n\n");
@@ -58,7 +65,7 @@ async function fakeOpenAI(tokens: (turn: number) => string[]) {
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
-    failOnce: () => (failNext = true),
+    failOnce: (how: "status" | "midstream" = "status") => (failNext = how),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -81,6 +88,7 @@ describe("OpenAI-compatible model path", () => {
           name: "fake-model",
           apiKey: "sk-test-upstream",
           maxRetries: 0,
+          systemPrompt: "You are the test assistant.",
         },
       }),
     );
@@ -112,34 +120,92 @@ describe("OpenAI-compatible model path", () => {
     expect(await say(chat, "again")).toBe("Hello from the fake turn 2");
     expect(await say(chat, "third")).toBe("Hello from the fake turn 3");
 
-    expect(upstream.requests.map((r) => r.body.messages.length)).toEqual([1, 3, 5]);
+    // model.systemPrompt goes first on every call, and is not stored in the thread.
+    expect(upstream.requests.map((r) => r.body.messages.length)).toEqual([2, 4, 6]);
     const last = upstream.requests[2]!;
     expect(last.body.stream).toBe(true);
     expect(last.body.model).toBe("fake-model");
     expect(last.authorization).toBe("Bearer sk-test-upstream");
-    expect(last.body.messages.map((m) => m.role)).toEqual([
+    expect(last.body.messages[0]).toEqual({
+      role: "system",
+      content: "You are the test assistant.",
+    });
+    expect(last.body.messages.slice(1).map((m) => m.role)).toEqual([
       "user",
       "assistant",
       "user",
       "assistant",
       "user",
     ]);
-    expect(last.body.messages[1]!.content).toBe("Hello from the fake turn 1");
+    expect(last.body.messages[2]!.content).toBe("Hello from the fake turn 1");
+    const stored = (await (await fetch(`${service.url}/api/chat/${id}/messages`)).json()) as {
+      messages: Array<{ role: string }>;
+    };
+    expect(stored.messages.map((m) => m.role)).toEqual([
+      "user",
+      "assistant",
+      "user",
+      "assistant",
+      "user",
+      "assistant",
+    ]);
   });
 
-  it("turns an upstream failure into a sanitized error chunk", async () => {
-    upstream.failOnce();
+  it("answers 502 MODEL_ERROR when the model fails before its first token, keeping the user message for a retry", async () => {
+    const id = `oa-fail-${randomUUID()}`;
+    upstream.failOnce("status");
+    const body = chatBody(id, "boom", "m-boom");
     const res = await fetch(`${service.url}/api/chat`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: chatBody(`oa-fail-${randomUUID()}`, "boom"),
+      body,
+    });
+    expect(res.status).toBe(502);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({
+      error: { code: "MODEL_ERROR", message: "the model provider failed" },
+    });
+    expect(text).not.toContain("10.0.0.7");
+
+    // The failed turn leaves the user's message, unanswered; re-sending it (same id, as
+    // `regenerate()` does) answers it once instead of adding a second copy.
+    const after = (await (await fetch(`${service.url}/api/chat/${id}/messages`)).json()) as {
+      messages: Array<{ id: string; role: string }>;
+    };
+    expect(after.messages.map((m) => [m.id, m.role])).toEqual([["m-boom", "user"]]);
+    const retry = await fetch(`${service.url}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    expect(retry.status).toBe(200);
+    await readSse(retry);
+    const retried = (await (await fetch(`${service.url}/api/chat/${id}/messages`)).json()) as {
+      messages: Array<{ id: string; role: string }>;
+    };
+    expect(retried.messages.map((m) => m.role)).toEqual(["user", "assistant"]);
+  });
+
+  it("ends a reply the model breaks off mid-stream with a sanitized error chunk and [DONE]", async () => {
+    const id = `oa-mid-${randomUUID()}`;
+    upstream.failOnce("midstream");
+    const res = await fetch(`${service.url}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: chatBody(id, "boom"),
     });
     expect(res.status).toBe(200);
     const events = await readSse(res);
+    const types = events.map((e) => (e === "[DONE]" ? e : e.type));
+    expect(types.slice(0, 3)).toEqual(["start", "text-start", "text-delta"]);
+    expect(types.slice(-2)).toEqual(["error", "[DONE]"]);
     const error = events.find((e) => e !== "[DONE]" && e.type === "error") as
       { errorText: string } | undefined;
     expect(error?.errorText).toBe("the model provider failed");
-    expect(JSON.stringify(events)).not.toContain("10.0.0.7");
-    expect(events[events.length - 1]).toBe("[DONE]");
+    // The partial reply is not stored: the thread holds the unanswered user message.
+    const after = (await (await fetch(`${service.url}/api/chat/${id}/messages`)).json()) as {
+      messages: Array<{ role: string }>;
+    };
+    expect(after.messages.map((m) => m.role)).toEqual(["user"]);
   });
 });
