@@ -3,7 +3,7 @@ import { Writable } from "node:stream";
 import { MemorySaver } from "@langchain/langgraph-checkpoint";
 import pino from "pino";
 import type pg from "pg";
-import { OfflineChatModel } from "../../../src/agent/offline.js";
+import { OfflineChatModel } from "../../../src/graphs/chat/offline.js";
 import { configSchema, type ThreadlineConfigInput } from "../../../src/config/schema.js";
 import { createApp } from "../../../src/http/app.js";
 import {
