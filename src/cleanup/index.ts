@@ -10,6 +10,7 @@ export {
   startCleanupSchedule,
   CLEANUP_LOCK_CLASS,
   type CleanupSchedule,
+  type CleanupLastRun,
   type CleanupScheduleOptions,
   type CleanupRunOutcome,
 } from "./schedule.js";

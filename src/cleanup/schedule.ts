@@ -46,9 +46,18 @@ export type CleanupRunOutcome =
   | { status: "skipped"; reason: "locked" | "busy" | "stopped" }
   | { status: "failure"; error: ThreadlineError };
 
+/** The most recent run of this instance's schedule (or `runNow`), for status pages. */
+export interface CleanupLastRun {
+  /** When the run ended. */
+  at: Date;
+  outcome: CleanupRunOutcome;
+}
+
 /** A running cleanup schedule. */
 export interface CleanupSchedule {
   readonly metrics: CleanupMetrics;
+  /** The last run that ended in this process; undefined before the first. */
+  lastRun(): CleanupLastRun | undefined;
   /** False when `cleanup.enabled` was false: no cron task exists. */
   readonly enabled: boolean;
   /** Runs a sweep now under the same lock and bookkeeping as a scheduled one. Never rejects. */
@@ -91,6 +100,7 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
   const abort = new AbortController();
   let stopped = false;
   let current: Promise<CleanupRunOutcome> | undefined;
+  let last: CleanupLastRun | undefined;
 
   async function sweep(): Promise<CleanupRunOutcome> {
     let client: pg.PoolClient;
@@ -193,7 +203,9 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
     if (current) return { status: "skipped", reason: "busy" };
     current = (pool.options.max ?? 10) <= 1 ? sweepShared() : sweep();
     try {
-      return await current;
+      const outcome = await current;
+      last = { at: new Date(), outcome };
+      return outcome;
     } finally {
       current = undefined;
     }
@@ -216,6 +228,7 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
     metrics,
     enabled,
     runNow,
+    lastRun: () => last,
     isRunning: () => current !== undefined,
     async stop() {
       if (stopped) {

@@ -2,13 +2,20 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import express, {
+  Router,
+  type Express,
+  type NextFunction,
+  type Request,
+  type Response,
+} from "express";
 import { rateLimit, ipKeyGenerator } from "express-rate-limit";
 import helmet from "helmet";
 import type pino from "pino";
 import { pinoHttp } from "pino-http";
 import { Registry } from "prom-client";
 import { buildChatGraph } from "../graphs/chat/graph.js";
+import type { CleanupLastRun } from "../cleanup/schedule.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { ThreadlineError } from "../errors.js";
@@ -25,6 +32,8 @@ import {
   routePrefix,
 } from "./metrics.js";
 import { ThreadOwners } from "./owners.js";
+import { statusRoutes } from "./status.js";
+import { defaultWebRoot, webRoutes } from "./web.js";
 
 /** Everything the HTTP service depends on; passed in so tests and embedders choose each part. */
 export interface AppDeps {
@@ -45,6 +54,13 @@ export interface AppDeps {
   fallbackStatus?: () => FallbackStatus;
   /** Prometheus registry for `/metrics`. Default: a new registry. */
   registry?: Registry;
+  /** The TTL schedule's last run, for `GET /api/status` (the page's ops panel). */
+  cleanupStatus?: () => CleanupLastRun | undefined;
+  /**
+   * Folder of the built page served at `/` (`npm run build` writes `dist/web/`). Default: the
+   * package's `dist/web`; `false` serves no page.
+   */
+  webRoot?: string | false;
 }
 
 /** Lifecycle controls for graceful shutdown. */
@@ -176,6 +192,9 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     next();
   });
 
+  const webRoot = deps.webRoot ?? defaultWebRoot();
+  if (webRoot !== false) app.use(webRoutes(webRoot));
+
   app.use(
     "/health",
     healthRoutes({ ...(db ? { db } : {}), ...(fallbackStatus ? { fallbackStatus } : {}), state }),
@@ -202,6 +221,23 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     validate: false,
   });
 
+  // Tells the page whether to ask for a key before anything else (no key needed for this).
+  app.get("/api/auth", (_req, res) => {
+    res.json({ apiKeyRequired: auth.enabled });
+  });
+  const status = Router().use(
+    "/status",
+    routePrefix("/api/status"),
+    statusRoutes({
+      config,
+      state,
+      ...(db ? { db } : {}),
+      ...(fallbackStatus ? { fallbackStatus } : {}),
+      ...(deps.cleanupStatus ? { cleanupStatus: deps.cleanupStatus } : {}),
+      ...(owners ? { owners } : {}),
+    }),
+  );
+
   app.use(
     "/api",
     routePrefix("/api"),
@@ -217,6 +253,7 @@ export function createApp(deps: AppDeps): ThreadlineApp {
       logger,
       bodyLimit: config.server.bodyLimit,
     }),
+    status,
   );
 
   app.use((_req: Request, _res: Response, next: NextFunction) => {

@@ -8,6 +8,10 @@ export interface FallbackStatus {
   mode: "primary" | "fallback";
   /** Checkpoints and writes held in memory, not yet in Postgres. */
   pending: number;
+  /** Their serialized size in bytes. */
+  pendingBytes?: number;
+  /** When the current mode began (ISO time). */
+  since?: string;
 }
 
 /** `GET /health/db` body (INTERFACE.md). */

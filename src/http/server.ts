@@ -136,6 +136,7 @@ export async function startService(
       db,
       registry,
       ...(fb ? { fallbackStatus: () => fb.status() } : {}),
+      cleanupStatus: () => cleanup?.lastRun(),
     });
     const server = createServer(app);
     // Replies can stream for minutes: only the request itself is time-boxed.
