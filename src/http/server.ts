@@ -40,6 +40,8 @@ export interface StartServiceOptions {
   registry?: Registry;
   /** Run the TTL cleanup schedule (when `cleanup.enabled`). Default true. */
   cleanup?: boolean;
+  /** Folder of the built page served at `/` (see `AppDeps.webRoot`). Default `dist/web`. */
+  webRoot?: string | false;
 }
 
 /** A running service. */
@@ -137,6 +139,7 @@ export async function startService(
       registry,
       ...(fb ? { fallbackStatus: () => fb.status() } : {}),
       cleanupStatus: () => cleanup?.lastRun(),
+      ...(options.webRoot !== undefined ? { webRoot: options.webRoot } : {}),
     });
     const server = createServer(app);
     // Replies can stream for minutes: only the request itself is time-boxed.

@@ -135,6 +135,7 @@ describe("the cleanup schedule", () => {
     });
     schedules.push(schedule);
     expect(schedule.enabled).toBe(false);
+    expect(schedule.lastRun()).toBeUndefined();
 
     const other = await pool.connect();
     try {
@@ -144,6 +145,7 @@ describe("the cleanup schedule", () => {
       ]);
       expect(await schedule.runNow()).toEqual({ status: "skipped", reason: "locked" });
       expect((await countRows(pool, schema, "l-old-")).threads).toBe(5);
+      expect(schedule.lastRun()?.outcome).toEqual({ status: "skipped", reason: "locked" });
       await other.query("SELECT pg_advisory_unlock($1::int, hashtext($2))", [
         CLEANUP_LOCK_CLASS,
         schema,
@@ -153,6 +155,9 @@ describe("the cleanup schedule", () => {
     }
     const outcome = await schedule.runNow();
     expect(outcome).toMatchObject({ status: "success", result: { threadsDeleted: 5 } });
+    // lastRun() (the page's ops panel) reports the run that just ended.
+    expect(schedule.lastRun()?.outcome).toBe(outcome);
+    expect(Date.now() - schedule.lastRun()!.at.getTime()).toBeLessThan(60_000);
     expect(await sweepLocksHeld()).toBe(0);
     expect(pool.idleCount).toBe(pool.totalCount);
     expect(await runsOf(registry, "skipped")).toBe(1);
