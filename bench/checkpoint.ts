@@ -11,7 +11,7 @@ import {
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import pg from "pg";
-import { PostgresCheckpointer } from "../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../src/checkpoint/postgres/saver.js";
 import { attachPoolErrorHandler } from "../src/db/pool.js";
 import { messageText } from "./payload.js";
 import { percentile, median, type Sample } from "./stats.js";

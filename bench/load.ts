@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { configSchema } from "../src/config/schema.js";
-import { startService, type RunningService } from "../src/http/server.js";
+import { startService, type RunningService } from "../src/service/composition-root.js";
 
 /** Options of {@link benchLoad}. */
 export interface BenchLoadOptions {

@@ -39,7 +39,11 @@ export {
 } from "./importer/index.js";
 export { loadConfig, type LoadConfigOptions, type ThreadlineConfig } from "./config/index.js";
 export { createApp, type AppDeps, type ThreadlineApp, type ServiceControl } from "./http/app.js";
-export { startService, type RunningService, type StartServiceOptions } from "./http/server.js";
+export {
+  startService,
+  type RunningService,
+  type StartServiceOptions,
+} from "./service/composition-root.js";
 export { createChatModel, OfflineChatModel, buildChatGraph } from "./graphs/chat/index.js";
 export {
   migrate,

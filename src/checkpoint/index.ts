@@ -2,7 +2,7 @@ export {
   PostgresCheckpointer,
   type PostgresCheckpointerOptions,
   type FromConnStringOptions,
-} from "./postgres.js";
+} from "./postgres/index.js";
 export {
   FallbackCheckpointer,
   registerFallbackMetrics,
@@ -10,4 +10,4 @@ export {
   type FallbackStatus,
   type FallbackMode,
   type FallbackMetrics,
-} from "./fallback.js";
+} from "./fallback/index.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { startService } from "../http/server.js";
+import { startService } from "../service/composition-root.js";
 import {
   addCommonOptions,
   createCliLogger,

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type pg from "pg";
 import { chromium, type BrowserContext } from "playwright-core";
-import type { RunningService } from "../../src/http/server.js";
+import type { RunningService } from "../../src/service/composition-root.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../helpers/db.js";
 import { chatBody, startTestService, testConfig } from "../integration/http/helpers.js";
 

@@ -2,7 +2,7 @@ import { rm } from "node:fs/promises";
 import pino from "pino";
 import type pg from "pg";
 import type { BrowserContext, Page } from "playwright-core";
-import { startService, type RunningService } from "../../src/http/server.js";
+import { startService, type RunningService } from "../../src/service/composition-root.js";
 import { chromiumAvailable, launchChromium } from "../helpers/browser.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../helpers/db.js";
 import { testConfig } from "../integration/http/helpers.js";

@@ -57,7 +57,7 @@ export function installedSchema(prefix: string): { admin: pg.Pool; schema: strin
   beforeAll(async () => {
     await requirePostgres();
     // Imported here so that helpers without a schema do not load the checkpointer.
-    const { PostgresCheckpointer } = await import("../../src/checkpoint/postgres.js");
+    const { PostgresCheckpointer } = await import("../../src/checkpoint/postgres/saver.js");
     await new PostgresCheckpointer(admin, { schema }).setup();
   });
   afterAll(async () => {

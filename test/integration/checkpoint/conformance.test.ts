@@ -1,5 +1,5 @@
 import { deltaChannelHistoryTests, validate } from "@langchain/langgraph-checkpoint-validation";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 
 // The official conformance suite, on the default-like schema name and on a custom one, as the

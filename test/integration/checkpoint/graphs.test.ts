@@ -1,6 +1,6 @@
 import { Annotation, Command, END, START, StateGraph, interrupt } from "@langchain/langgraph";
 import { MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { installedSchema, testPool } from "../../helpers/db.js";
 
 // Whole LangGraph runs against PostgresCheckpointer (pending writes coalesced with puts, statements

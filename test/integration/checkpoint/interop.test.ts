@@ -1,6 +1,6 @@
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { BaseCheckpointSaver, CheckpointTuple } from "@langchain/langgraph-checkpoint";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { chatGraph, chatTurn } from "../../helpers/graph.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 

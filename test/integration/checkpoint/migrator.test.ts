@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, readdirSync, writeFileSync, appendFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { loadMigrations, migrate, pendingMigrations } from "../../../src/db/migrator.js";
 import { packageRoot } from "../../../src/paths.js";
 import { isThreadlineError } from "../../../src/errors.js";

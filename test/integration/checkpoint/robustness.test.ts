@@ -1,5 +1,5 @@
 import { emptyCheckpoint, uuid6 } from "@langchain/langgraph-checkpoint";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { createPool } from "../../../src/db/pool.js";
 import { isThreadlineError } from "../../../src/errors.js";
 import { TEST_DATABASE_URL, installedSchema, uniqueSchema } from "../../helpers/db.js";

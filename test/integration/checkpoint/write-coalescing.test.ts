@@ -1,7 +1,7 @@
 import { emptyCheckpoint, uuid6, type Checkpoint } from "@langchain/langgraph-checkpoint";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type pg from "pg";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { isThreadlineError } from "../../../src/errors.js";
 import { TEST_DATABASE_URL, installedSchema, testPool } from "../../helpers/db.js";
 

@@ -1,8 +1,8 @@
 import { emptyCheckpoint, uuid6 } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FallbackCheckpointer } from "../../../src/checkpoint/fallback.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import type { FallbackCheckpointer } from "../../../src/checkpoint/fallback/index.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { isThreadlineError } from "../../../src/errors.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";

@@ -4,9 +4,12 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import { Registry } from "prom-client";
-import { FallbackCheckpointer, registerFallbackMetrics } from "../../../src/checkpoint/fallback.js";
+import {
+  FallbackCheckpointer,
+  registerFallbackMetrics,
+} from "../../../src/checkpoint/fallback/index.js";
 import { createPool } from "../../../src/db/pool.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import {
   TEST_DATABASE_URL,
   dropSchema,

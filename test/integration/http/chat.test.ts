@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { UIMessage } from "ai";
-import type { RunningService } from "../../../src/http/server.js";
+import type { RunningService } from "../../../src/service/composition-root.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 import { aiChat, chatBody, readSse, say, startTestService, testConfig, textOf } from "./helpers.js";
 

@@ -11,7 +11,7 @@ import {
   listenHost,
   startService,
   type RunningService,
-} from "../../../src/http/server.js";
+} from "../../../src/service/composition-root.js";
 import {
   dropSchema,
   requirePostgres,

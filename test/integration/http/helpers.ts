@@ -6,7 +6,7 @@ import {
   type ThreadlineConfig,
   type ThreadlineConfigInput,
 } from "../../../src/config/schema.js";
-import { startService, type RunningService } from "../../../src/http/server.js";
+import { startService, type RunningService } from "../../../src/service/composition-root.js";
 import { TEST_DATABASE_URL } from "../../helpers/db.js";
 
 /** A config for in-process services on the test database, generous limits, no cleanup schedule. */

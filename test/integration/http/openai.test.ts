@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type pg from "pg";
-import type { RunningService } from "../../../src/http/server.js";
+import type { RunningService } from "../../../src/service/composition-root.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 import { aiChat, chatBody, readSse, say, startTestService, testConfig } from "./helpers.js";
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import type { RunningService } from "../../../src/http/server.js";
+import type { RunningService } from "../../../src/service/composition-root.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 import { chatBody, readSse, startTestService, testConfig } from "./helpers.js";
 

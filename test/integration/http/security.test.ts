@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import type pg from "pg";
-import type { RunningService } from "../../../src/http/server.js";
+import type { RunningService } from "../../../src/service/composition-root.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 import { aiChat, chatBody, say, startTestService, testConfig } from "./helpers.js";
 

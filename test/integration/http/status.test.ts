@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import type pg from "pg";
-import { startService, type RunningService } from "../../../src/http/server.js";
+import { startService, type RunningService } from "../../../src/service/composition-root.js";
 import type { ServiceStatus, ThreadStorage } from "../../../src/http/status.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 import { chatBody, readSse, testConfig } from "./helpers.js";

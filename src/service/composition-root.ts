@@ -4,16 +4,19 @@ import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type pino from "pino";
 import { createChatModel } from "../graphs/chat/models.js";
-import { FallbackCheckpointer, registerFallbackMetrics } from "../checkpoint/index.js";
-import { PostgresCheckpointer } from "../checkpoint/postgres.js";
+import {
+  FallbackCheckpointer,
+  PostgresCheckpointer,
+  registerFallbackMetrics,
+} from "../checkpoint/index.js";
 import { startCleanupSchedule, type CleanupSchedule } from "../cleanup/index.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { isConnectionError } from "../db/errors.js";
 import { migrate } from "../db/migrator.js";
 import { silentLogger, type Logger } from "../logger.js";
-import { createApp, type ThreadlineApp } from "./app.js";
-import { describeError } from "./errors.js";
+import { createApp, type ThreadlineApp } from "../http/app.js";
+import { describeError } from "../http/errors.js";
 
 /**
  * The address `threadline serve` binds: `server.host` when given (file, env or `--host`);

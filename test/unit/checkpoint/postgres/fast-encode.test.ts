@@ -1,7 +1,7 @@
 import { AIMessage, HumanMessage, ToolMessage } from "@langchain/core/messages";
 import { JsonPlusSerializer } from "@langchain/langgraph-checkpoint";
 import { Send } from "@langchain/langgraph";
-import { fastEncode } from "../../../src/checkpoint/fast-encode.js";
+import { fastEncode } from "../../../../src/checkpoint/postgres/fast-encode.js";
 
 const serde = new JsonPlusSerializer();
 const viaSerde = async (value: unknown) =>

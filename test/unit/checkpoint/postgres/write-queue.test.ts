@@ -3,7 +3,7 @@ import {
   mergeWrites,
   type QueuedWrite,
   type WriteBatch,
-} from "../../../src/checkpoint/write-queue.js";
+} from "../../../../src/checkpoint/postgres/write-queue.js";
 
 function row(taskId: string, idx: number, channel: string, txt: string): QueuedWrite {
   return {

@@ -8,7 +8,7 @@ import {
   ChatMessage,
 } from "@langchain/core/messages";
 import { JsonPlusSerializer } from "@langchain/langgraph-checkpoint";
-import { FALLBACK, fastDecode } from "../../../src/checkpoint/fast-decode.js";
+import { FALLBACK, fastDecode } from "../../../../src/checkpoint/postgres/fast-decode.js";
 
 const serde = new JsonPlusSerializer();
 const text = async (value: unknown) => new TextDecoder().decode((await serde.dumpsTyped(value))[1]);

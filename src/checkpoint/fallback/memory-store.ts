@@ -14,11 +14,10 @@ import {
   type SerializerProtocol,
   type WritesSortKey,
 } from "@langchain/langgraph-checkpoint";
-import { ThreadlineError } from "../errors.js";
+import { ThreadlineError } from "../../errors.js";
+import { PendingLog, type PendingOp, type Serialized } from "./pending-log.js";
 
-/** A value as the serializer produced it: `[type, bytes]`. Pending entries (acknowledged but
- * only in memory) are held this way, so nothing a caller mutates afterwards changes them. */
-export type Serialized = [string, Uint8Array];
+export type { PendingOp, Serialized } from "./pending-log.js";
 
 /** Fixed per-entry overhead (maps, keys, ids) counted on top of the serialized bytes. */
 const ENTRY_OVERHEAD_BYTES = 128;
@@ -74,44 +73,6 @@ interface ThreadState {
   /** Bytes of entries that are already in Postgres (the evictable cache). */
   cachedBytes: number;
 }
-
-/** One operation acknowledged in fallback mode and not yet replayed to Postgres. */
-export type PendingOp =
-  | {
-      kind: "put";
-      seq: number;
-      threadId: string;
-      ns: string;
-      parentId: string | undefined;
-      checkpointId: string;
-      checkpoint: Serialized;
-      metadata: Serialized;
-      newVersions: ChannelVersions;
-      entries: number;
-      bytes: number;
-      failures: number;
-    }
-  | {
-      kind: "putWrites";
-      seq: number;
-      threadId: string;
-      ns: string;
-      checkpointId: string;
-      taskId: string;
-      taskPath: string;
-      writes: Array<[string, Serialized]>;
-      entries: number;
-      bytes: number;
-      failures: number;
-    }
-  | {
-      kind: "deleteThread";
-      seq: number;
-      threadId: string;
-      entries: number;
-      bytes: number;
-      failures: number;
-    };
 
 /** Limits of a {@link FallbackStore}. */
 export interface FallbackStoreLimits {
@@ -220,8 +181,7 @@ export function jsonContains(container: unknown, contained: unknown): boolean {
  */
 export class FallbackStore {
   private readonly threads = new Map<string, ThreadState>();
-  private readonly log = new Map<number, PendingOp>();
-  private nextSeq = 1;
+  private readonly log = new PendingLog();
   private pendingEntriesCount = 0;
   private pendingBytesCount = 0;
   private cachedBytesCount = 0;
@@ -261,12 +221,7 @@ export class FallbackStore {
 
   /** The log in acknowledgement order (a snapshot; safe to iterate while it changes). */
   pendingOps(limit = Number.POSITIVE_INFINITY): PendingOp[] {
-    const out: PendingOp[] = [];
-    for (const op of this.log.values()) {
-      if (out.length >= limit) break;
-      out.push(op);
-    }
-    return out;
+    return this.log.head(limit);
   }
 
   /** Throws FALLBACK_FULL when `entries`/`bytes` more would exceed the limits. Mutates nothing. */
@@ -410,10 +365,8 @@ export class FallbackStore {
       }
     }
     if (pending) {
-      const seq = this.nextSeq++;
-      this.log.set(seq, {
+      this.log.append({
         kind: "put",
-        seq,
         threadId,
         ns,
         parentId: args.parentId,
@@ -423,7 +376,6 @@ export class FallbackStore {
         newVersions,
         entries: 1,
         bytes,
-        failures: 0,
       });
     } else {
       this.trim(threadId);
@@ -495,10 +447,8 @@ export class FallbackStore {
       this.account(state, entry.pending, size, 1);
     });
     if (pending) {
-      const seq = this.nextSeq++;
-      this.log.set(seq, {
+      this.log.append({
         kind: "putWrites",
-        seq,
         threadId,
         ns,
         checkpointId,
@@ -507,7 +457,6 @@ export class FallbackStore {
         writes,
         entries: writes.length,
         bytes,
-        failures: 0,
       });
     }
   }
@@ -590,14 +539,11 @@ export class FallbackStore {
       }
       this.threads.delete(threadId);
     }
-    for (const [seq, op] of this.log) {
-      if (op.threadId === threadId && op.kind !== "deleteThread") this.log.delete(seq);
-    }
+    this.log.dropThread(threadId);
     if (pending) {
-      const seq = this.nextSeq++;
       const bytes = threadId.length + ENTRY_OVERHEAD_BYTES;
       // Deletes are admitted even when full: they only ever shrink what Postgres must hold.
-      this.log.set(seq, { kind: "deleteThread", seq, threadId, entries: 1, bytes, failures: 0 });
+      this.log.append({ kind: "deleteThread", threadId, entries: 1, bytes });
       this.pendingEntriesCount += 1;
       this.pendingBytesCount += bytes;
     }
@@ -608,8 +554,7 @@ export class FallbackStore {
    * when the operation is no longer in the log (its thread was deleted meanwhile).
    */
   complete(op: PendingOp): boolean {
-    if (this.log.get(op.seq) !== op) return false;
-    this.log.delete(op.seq);
+    if (!this.log.remove(op)) return false;
     if (op.kind === "deleteThread") {
       this.pendingEntriesCount -= op.entries;
       this.pendingBytesCount -= op.bytes;
@@ -618,10 +563,7 @@ export class FallbackStore {
     const state = this.threads.get(op.threadId);
     const n = state?.namespaces.get(op.ns);
     if (!state || !n) return true;
-    const stillLogged = (pred: (o: PendingOp) => boolean) => {
-      for (const o of this.log.values()) if (pred(o)) return true;
-      return false;
-    };
+    const stillLogged = (pred: (o: PendingOp) => boolean) => this.log.some(pred);
     if (op.kind === "put") {
       const entry = n.checkpoints.get(op.checkpointId);
       const again = stillLogged(

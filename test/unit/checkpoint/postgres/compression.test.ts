@@ -1,6 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { deflateRawSync } from "node:zlib";
-import { DICTIONARY_V1, compress, decompressToText } from "../../../src/checkpoint/compression.js";
+import {
+  DICTIONARY_V1,
+  compress,
+  decompressToText,
+} from "../../../../src/checkpoint/postgres/compression.js";
 
 const message = (text: string) =>
   JSON.stringify([

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { quoteSchema } from "../db/identifier.js";
+import { quoteSchema } from "../../db/identifier.js";
 
 /** A prepared-statement-ready query: the same name always has the same text. */
 export interface Statement {
@@ -248,20 +248,4 @@ FROM cp CROSS JOIN LATERAL (
   OFFSET 0
 ) w`;
   }
-}
-
-/** One row of a load query (see Statements.loadQuery). */
-export interface LoadRow {
-  kind: number;
-  thread_id: string;
-  checkpoint_ns: string;
-  c1: string;
-  c2: string | null;
-  c3: string | null;
-  c4: string | null;
-  c5: string | null;
-  c6: string | null;
-  n: number | null;
-  txt: string | null;
-  b64: string | null;
 }

@@ -10,10 +10,10 @@ import {
   FallbackStore,
   jsonContains,
   type FallbackStoreLimits,
-} from "../../../src/checkpoint/fallback-store.js";
-import { classifyDbError } from "../../../src/db/errors.js";
-import { backoffDelay } from "../../../src/db/retry.js";
-import { isThreadlineError } from "../../../src/errors.js";
+} from "../../../../src/checkpoint/fallback/memory-store.js";
+import { classifyDbError } from "../../../../src/db/errors.js";
+import { backoffDelay } from "../../../../src/db/retry.js";
+import { isThreadlineError } from "../../../../src/errors.js";
 
 const meta = { source: "loop" as const, step: 0, parents: {} };
 

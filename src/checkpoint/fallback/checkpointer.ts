@@ -9,15 +9,16 @@ import {
   type DeltaChannelHistory,
   type PendingWrite,
 } from "@langchain/langgraph-checkpoint";
-import { Counter, Gauge, type Registry } from "prom-client";
-import { isConnectionError, toThreadlineError } from "../db/errors.js";
-import { withRetry, type RetryOptions } from "../db/retry.js";
-import { ThreadlineError } from "../errors.js";
-import { silentLogger, type Logger } from "../logger.js";
-import { FallbackStore, type PendingOp, type Serialized } from "./fallback-store.js";
+import { isConnectionError, toThreadlineError } from "../../db/errors.js";
+import { withRetry, type RetryOptions } from "../../db/retry.js";
+import { ThreadlineError } from "../../errors.js";
+import { silentLogger, type Logger } from "../../logger.js";
+import { FallbackStore } from "./memory-store.js";
+import { OutageState, type FallbackMode } from "./outage.js";
+import type { Serialized } from "./pending-log.js";
+import { replayLog } from "./replay.js";
 
-/** Where {@link FallbackCheckpointer} serves calls from. */
-export type FallbackMode = "primary" | "fallback";
+export type { FallbackMode } from "./outage.js";
 
 /** Options of {@link FallbackCheckpointer}. Durations are milliseconds. */
 export interface FallbackCheckpointerOptions {
@@ -94,9 +95,6 @@ export interface FallbackStatus {
 }
 
 const PROBE_THREAD = "__threadline_probe__";
-const REPLAY_BATCH = 256;
-/** A replayed operation refused this many times (for a reason other than reachability) is given up. */
-const MAX_REPLAY_FAILURES = 3;
 
 function describe(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown } | null;
@@ -165,23 +163,16 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   private readonly retry: RetryOptions;
   private readonly operationTimeoutMs: number;
   private readonly probeIntervalMs: number;
-  private readonly probeMaxIntervalMs: number;
   private readonly replayConcurrency: number;
   private readonly probeFn: () => Promise<void>;
   private readonly setupFn: (() => Promise<void>) | undefined;
   private readonly onModeChange: FallbackCheckpointerOptions["onModeChange"];
 
-  private currentMode: FallbackMode = "primary";
-  private since = new Date();
-  private lastError: string | undefined;
+  /** Mode and transitions: the state machine documented in outage.ts. */
+  private readonly outage: OutageState;
   private replayed = 0;
   private failed = 0;
-  private transitions = 0;
   private setupDone = false;
-  private probeAttempt = 0;
-  private probeTimer: NodeJS.Timeout | undefined;
-  private probing: Promise<void> | undefined;
-  private closed = false;
 
   /**
    * @param primary the saver to protect (any BaseCheckpointSaver; its serializer is reused).
@@ -195,7 +186,11 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     this.retry = options.retry ?? { attempts: 2, baseDelayMs: 10, maxDelayMs: 50 };
     this.operationTimeoutMs = options.operationTimeoutMs ?? 15_000;
     this.probeIntervalMs = Math.max(1, options.probeIntervalMs ?? 1_000);
-    this.probeMaxIntervalMs = Math.max(this.probeIntervalMs, options.probeMaxIntervalMs ?? 30_000);
+    this.outage = new OutageState({
+      probeIntervalMs: this.probeIntervalMs,
+      probeMaxIntervalMs: Math.max(this.probeIntervalMs, options.probeMaxIntervalMs ?? 30_000),
+      round: () => this.probeAndReplay(),
+    });
     this.replayConcurrency = Math.max(1, options.replayConcurrency ?? 4);
     this.setupFn = options.setup;
     this.onModeChange = options.onModeChange;
@@ -222,20 +217,21 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
 
   /** The current mode. */
   get mode(): FallbackMode {
-    return this.currentMode;
+    return this.outage.mode;
   }
 
   /** Mode, pending entries and counters; cheap, for health checks and metrics. */
   status(): FallbackStatus {
+    const { outage } = this;
     return {
-      mode: this.currentMode,
+      mode: outage.mode,
       pending: this.store.pendingEntries,
       pendingBytes: this.store.pendingBytes,
-      since: this.since.toISOString(),
-      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      since: outage.since.toISOString(),
+      ...(outage.lastError !== undefined ? { lastError: outage.lastError } : {}),
       replayed: this.replayed,
       failed: this.failed,
-      transitions: this.transitions,
+      transitions: outage.transitions,
       cachedBytes: this.store.cachedBytes,
     };
   }
@@ -263,7 +259,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
    * true when nothing is pending afterwards. Use before a planned shutdown.
    */
   async flush(): Promise<boolean> {
-    if (this.currentMode === "fallback") await this.probeNow();
+    if (this.outage.mode === "fallback") await this.outage.probeNow();
     return this.store.logSize === 0;
   }
 
@@ -272,10 +268,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
    * the process; it is logged at error level with its size.
    */
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.probeTimer) clearTimeout(this.probeTimer);
-    this.probeTimer = undefined;
-    await this.probing?.catch(() => undefined);
+    await this.outage.close();
     if (this.store.pendingEntries > 0) {
       this.logger.error(
         { pending: this.store.pendingEntries, pendingBytes: this.store.pendingBytes },
@@ -295,7 +288,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
 
   /** A method, not a property read, so TypeScript does not keep a narrowing across awaits. */
   private isPrimary(): boolean {
-    return this.currentMode === "primary";
+    return this.outage.mode === "primary";
   }
 
   private isOutage(err: unknown): boolean {
@@ -337,7 +330,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   private onPrimaryError(err: unknown, what: string): void {
     if (!this.isOutage(err)) throw err;
     if (!this.enabled) {
-      this.lastError = describe(err);
+      this.outage.lastError = describe(err);
       throw toThreadlineError(err, what);
     }
     this.enterFallback(err, what);
@@ -345,28 +338,22 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
 
   private enterFallback(err: unknown, what: string): void {
     if (!this.enabled) throw toThreadlineError(err, what);
-    if (this.closed) throw toThreadlineError(err, what);
-    if (this.currentMode === "fallback") return;
-    this.currentMode = "fallback";
-    this.since = new Date();
-    this.lastError = describe(err);
-    this.transitions += 1;
-    this.probeAttempt = 0;
+    if (this.outage.closed) throw toThreadlineError(err, what);
+    if (!this.outage.enter(describe(err))) return;
     this.logger.warn(
-      { err: { message: this.lastError }, operation: what, pending: this.store.pendingEntries },
+      {
+        err: { message: this.outage.lastError },
+        operation: what,
+        pending: this.store.pendingEntries,
+      },
       "Postgres unreachable: serving checkpoints from memory until it returns (fallback mode)",
     );
     this.onModeChange?.("fallback", this.status());
-    this.scheduleProbe(this.probeIntervalMs);
   }
 
   private exitFallback(): void {
-    if (this.currentMode === "primary") return;
-    const downMs = Date.now() - this.since.getTime();
-    this.currentMode = "primary";
-    this.since = new Date();
-    this.transitions += 1;
-    this.probeAttempt = 0;
+    const downMs = this.outage.exit();
+    if (downMs === undefined) return;
     this.logger.info(
       { downMs, replayed: this.replayed, failed: this.failed },
       "Postgres reachable again: pending checkpoints replayed, back to primary mode",
@@ -374,45 +361,32 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     this.onModeChange?.("primary", this.status());
   }
 
-  private scheduleProbe(delayMs: number): void {
-    if (this.closed || this.probeTimer) return;
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = undefined;
-      void this.probeNow();
-    }, delayMs);
-    // Probing alone must not keep a process alive; close() is the orderly way out.
-    this.probeTimer.unref();
-  }
-
-  /** One probe + replay round; serialized so that two never run at once. */
-  private probeNow(): Promise<void> {
-    this.probing ??= this.probeAndReplay().finally(() => {
-      this.probing = undefined;
-    });
-    return this.probing;
-  }
-
+  /** One probe round of the outage state machine: probe, setup, replay. */
   private async probeAndReplay(): Promise<void> {
-    if (this.closed || this.currentMode === "primary") return;
+    if (this.outage.closed || this.outage.mode === "primary") return;
     try {
       await this.callPrimary(async () => {
         await this.runSetup();
         await this.probeFn();
       });
-      await this.replay();
+      await replayLog({
+        store: this.store,
+        primary: this.primary,
+        call: (op) => this.callPrimary(op),
+        isOutage: (err) => this.isOutage(err),
+        concurrency: this.replayConcurrency,
+        logger: this.logger,
+        closed: () => this.outage.closed,
+        onReplayed: (entries) => (this.replayed += entries),
+        onFailed: (entries) => (this.failed += entries),
+        describe,
+      });
     } catch (err) {
-      this.lastError = describe(err);
-      this.probeAttempt += 1;
+      const attempt = this.outage.probeFailed(describe(err));
       this.logger.debug(
-        { err: { message: this.lastError }, attempt: this.probeAttempt },
+        { err: { message: this.outage.lastError }, attempt },
         "Postgres probe failed",
       );
-      // Exponential, capped, with +-25% jitter so that many processes do not probe in step.
-      const ceiling = Math.min(
-        this.probeMaxIntervalMs,
-        this.probeIntervalMs * 2 ** (this.probeAttempt - 1),
-      );
-      this.scheduleProbe(Math.max(1, Math.round(ceiling * (0.75 + Math.random() * 0.5))));
       return;
     }
     // The log is empty (checked synchronously after the last await): writes from now on go to
@@ -423,7 +397,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         this.logger.warn({ entries: stale }, "fallback accounting corrected after replay");
       this.exitFallback();
     } else {
-      this.scheduleProbe(0);
+      this.outage.schedule(0);
     }
   }
 
@@ -433,84 +407,10 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     this.setupDone = true;
   }
 
-  /**
-   * Replays the log until it is empty: batches in acknowledgement order, grouped by thread so
-   * each thread's operations run in order while different threads run concurrently. A
-   * connection-level failure stops the round (the next probe resumes it).
-   */
-  private async replay(): Promise<void> {
-    for (;;) {
-      if (this.closed) return;
-      const batch = this.store.pendingOps(REPLAY_BATCH);
-      if (batch.length === 0) return;
-      const groups = new Map<string, PendingOp[]>();
-      for (const op of batch) {
-        let g = groups.get(op.threadId);
-        if (!g) groups.set(op.threadId, (g = []));
-        g.push(op);
-      }
-      const queue = [...groups.values()];
-      let stop: Error | undefined;
-      const worker = async () => {
-        for (let group = queue.shift(); group && stop === undefined; group = queue.shift()) {
-          for (const op of group) {
-            if (stop !== undefined) return;
-            try {
-              await this.callPrimary(() => this.replayOne(op));
-              if (this.store.complete(op)) this.replayed += op.entries;
-            } catch (err) {
-              const error = err instanceof Error ? err : new Error(String(err));
-              if (this.isOutage(err)) {
-                stop = error;
-                return;
-              }
-              op.failures += 1;
-              if (op.failures >= MAX_REPLAY_FAILURES) {
-                // Postgres answers but refuses this entry: holding it would block the thread's
-                // replay forever. Give it up loudly instead of silently.
-                this.logger.error(
-                  { err: { message: describe(err) }, threadId: op.threadId, operation: op.kind },
-                  "Postgres refused a checkpoint acknowledged during the outage; it is not replayed",
-                );
-                if (this.store.complete(op)) this.failed += op.entries;
-              } else {
-                // Maybe transient (a timeout, a conflict): retry with the next probe.
-                stop = error;
-                return;
-              }
-            }
-          }
-        }
-      };
-      await Promise.all(
-        Array.from({ length: Math.min(this.replayConcurrency, queue.length) }, worker),
-      );
-      if (stop !== undefined) throw stop;
-    }
-  }
-
-  private async replayOne(op: PendingOp): Promise<void> {
-    switch (op.kind) {
-      case "put": {
-        const [config, checkpoint, metadata, newVersions] = await this.store.replayPutArgs(op);
-        await this.primary.put(config, checkpoint, metadata, newVersions);
-        return;
-      }
-      case "putWrites": {
-        const [config, writes, taskId, taskPath] = await this.store.replayWritesArgs(op);
-        await this.primary.putWrites(config, writes, taskId, taskPath);
-        return;
-      }
-      case "deleteThread":
-        await this.primary.deleteThread(op.threadId);
-        return;
-    }
-  }
-
   // ---------------------------------------------------------------- saver API
 
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    if (this.currentMode === "primary") {
+    if (this.outage.mode === "primary") {
       try {
         const tuple = await this.callPrimary(() => this.primary.getTuple(config));
         const threadId = threadIdOf(config);
@@ -536,7 +436,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     config: RunnableConfig,
     options?: CheckpointListOptions,
   ): AsyncGenerator<CheckpointTuple> {
-    if (this.currentMode === "primary") {
+    if (this.outage.mode === "primary") {
       let tuples: CheckpointTuple[] | undefined;
       try {
         tuples = await this.callPrimary(async () => {
@@ -576,7 +476,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   ): Promise<RunnableConfig> {
     let serialized: [Serialized, Serialized] | undefined;
     for (;;) {
-      if (this.currentMode === "primary") {
+      if (this.outage.mode === "primary") {
         try {
           const result = await this.callPrimary(() =>
             this.primary.put(config, checkpoint, metadata, newVersions),
@@ -603,7 +503,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         this.serde.dumpsTyped(metadata),
       ]);
       // The replay may have finished while serializing: then the primary takes this write.
-      if (this.currentMode !== "fallback") continue;
+      if (this.outage.mode !== "fallback") continue;
       this.store.putSerialized({
         threadId,
         ns,
@@ -663,7 +563,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   ): Promise<void> {
     let serialized: Array<[string, Serialized]> | undefined;
     for (;;) {
-      if (this.currentMode === "primary") {
+      if (this.outage.mode === "primary") {
         try {
           await this.callPrimary(() => this.primary.putWrites(config, writes, taskId, taskPath));
           if (this.enabled) await this.cacheWrites(config, writes, taskId, taskPath ?? "");
@@ -679,7 +579,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         throw new ThreadlineError("INVALID_INPUT", "putWrites: taskId must be a non-empty string");
       }
       serialized ??= await this.store.serializeWrites(writes);
-      if (this.currentMode !== "fallback") continue;
+      if (this.outage.mode !== "fallback") continue;
       this.store.putWritesSerialized({
         threadId,
         ns,
@@ -724,7 +624,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   }
 
   override async deleteThread(threadId: string): Promise<void> {
-    if (this.currentMode === "primary") {
+    if (this.outage.mode === "primary") {
       try {
         await this.callPrimary(() => this.primary.deleteThread(threadId));
         // Postgres forgot the thread; so does the cache (and, if an outage began meanwhile,
@@ -748,7 +648,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     config: RunnableConfig;
     channels: string[];
   }): Promise<Record<string, DeltaChannelHistory>> {
-    if (this.currentMode === "primary") {
+    if (this.outage.mode === "primary") {
       try {
         const result = await this.callPrimary(() => this.primary.getDeltaChannelHistory(options));
         const threadId = threadIdOf(options.config);
@@ -765,80 +665,4 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     // Versions must be the primary's: replayed checkpoints land in its storage.
     return this.primary.getNextVersion(current);
   }
-}
-
-/** Metric names registered by {@link registerFallbackMetrics} (with the given prefix). */
-export interface FallbackMetrics {
-  mode: Gauge;
-  pending: Gauge;
-  pendingBytes: Gauge;
-  transitions: Counter;
-  replayed: Counter;
-  failed: Counter;
-}
-
-/**
- * Registers the fallback's state on a prom-client registry, read at scrape time:
- * `<prefix>fallback_mode` (1 in fallback, 0 in primary), `<prefix>fallback_pending_entries`,
- * `<prefix>fallback_pending_bytes`, and the counters `<prefix>fallback_transitions_total`,
- * `<prefix>fallback_replayed_total`, `<prefix>fallback_failed_total`. Default prefix
- * `threadline_`.
- */
-export function registerFallbackMetrics(
-  registry: Registry,
-  fallback: FallbackCheckpointer,
-  prefix = "threadline_",
-): FallbackMetrics {
-  const gauge = (name: string, help: string, read: (s: FallbackStatus) => number) =>
-    new Gauge({
-      name: `${prefix}${name}`,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read(fallback.status()));
-      },
-    });
-  const counter = (name: string, help: string, read: (s: FallbackStatus) => number) =>
-    new Counter({
-      name: `${prefix}${name}`,
-      help,
-      registers: [registry],
-      collect() {
-        // The source of truth is the checkpointer's own monotonic count.
-        this.reset();
-        this.inc(read(fallback.status()));
-      },
-    });
-  return {
-    mode: gauge(
-      "fallback_mode",
-      "1 while checkpoints are served from memory (Postgres unreachable), else 0",
-      (s) => (s.mode === "fallback" ? 1 : 0),
-    ),
-    pending: gauge(
-      "fallback_pending_entries",
-      "Checkpoints, writes and deletes held in memory, not yet in Postgres",
-      (s) => s.pending,
-    ),
-    pendingBytes: gauge(
-      "fallback_pending_bytes",
-      "Serialized bytes held in memory, not yet in Postgres",
-      (s) => s.pendingBytes,
-    ),
-    transitions: counter(
-      "fallback_transitions_total",
-      "Mode changes between primary and fallback",
-      (s) => s.transitions,
-    ),
-    replayed: counter(
-      "fallback_replayed_total",
-      "Entries replayed to Postgres after an outage",
-      (s) => s.replayed,
-    ),
-    failed: counter(
-      "fallback_failed_total",
-      "Entries Postgres refused during replay for a reason other than reachability",
-      (s) => s.failed,
-    ),
-  };
 }

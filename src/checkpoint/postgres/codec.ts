@@ -1,0 +1,125 @@
+import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
+import { COMPRESSED_SUFFIX, compress, decompressToText } from "./compression.js";
+import { FALLBACK, fastDecode } from "./fast-decode.js";
+import { fastEncode } from "./fast-encode.js";
+
+/** A serialized value as the statements send and return it: JSON as text, anything else base64. */
+export interface Payload {
+  type: string;
+  txt: string | null;
+  b64: string | null;
+}
+
+const textDecoder = new TextDecoder();
+const NUL_ESCAPE = "\\u0000";
+
+/**
+ * Serializer output as the (type, text, base64) triple the statements send. JSON travels as text;
+ * with `compressed`, JSON worth compressing travels (and is stored) deflated, as `<type>+z1`.
+ */
+export function toPayload(type: string, data: Uint8Array | string, compressed: boolean): Payload {
+  if (compressed && (type === "json" || type === "delta")) {
+    const packed = compress(typeof data === "string" ? Buffer.from(data) : data);
+    if (packed)
+      return { type: `${type}${COMPRESSED_SUFFIX}`, txt: null, b64: packed.toString("base64") };
+  }
+  if (type === "json" || type === "delta")
+    return { type, txt: typeof data === "string" ? data : textDecoder.decode(data), b64: null };
+  const bytes = typeof data === "string" ? Buffer.from(data) : data;
+  return {
+    type,
+    txt: null,
+    b64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"),
+  };
+}
+
+/** The serializer's input for a stored payload: the text, or the bytes of the base64. */
+export function payloadData(txt: string | null, b64: string | null): string | Uint8Array {
+  if (txt !== null) return txt;
+  return b64 === null ? new Uint8Array() : new Uint8Array(Buffer.from(b64, "base64"));
+}
+
+/** jsonb cannot hold U+0000: drop it instead of failing the whole checkpoint (22P05). */
+export function withoutNul(json: string): string {
+  return json.includes(NUL_ESCAPE) ? JSON.stringify(stripNul(JSON.parse(json))) : json;
+}
+
+/** Removes NUL characters (which jsonb cannot hold) from every string and key of a JSON value. */
+function stripNul(value: unknown): unknown {
+  if (typeof value === "string") return value.replace(/\0/g, "");
+  if (Array.isArray(value)) return value.map(stripNul);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [
+        k.replace(/\0/g, ""),
+        stripNul(v),
+      ]),
+    );
+  }
+  return value;
+}
+
+/** `[type, data]` as the serializer's `dumpsTyped` returns it. */
+export type Encoded = [string, Uint8Array | string];
+
+/**
+ * Encodes and decodes stored values. With the default serializer, plain JSON and LangChain
+ * messages skip the serializer's async path (fast-encode.ts / fast-decode.ts produce and read
+ * the same bytes); a custom serializer is always used as is.
+ */
+export class PayloadCodec {
+  /**
+   * @param serde the saver's serializer.
+   * @param fastJson true when `serde` is the default JsonPlusSerializer.
+   */
+  constructor(
+    private readonly serde: SerializerProtocol,
+    private readonly fastJson: boolean,
+  ) {}
+
+  /**
+   * The serializer's output for `value` without awaiting, when the default serializer is in use
+   * and the value is plain JSON (see fast-encode.ts); undefined means "ask the serializer".
+   * Bytes are never produced here, so a Uint8Array value (type "bytes") always falls through.
+   */
+  encodeSync(value: unknown): [string, string] | undefined {
+    if (!this.fastJson || value instanceof Uint8Array) return undefined;
+    const text = fastEncode(value);
+    return text === undefined ? undefined : ["json", text];
+  }
+
+  /** The serializer's own output for `value` (when {@link encodeSync} declined). */
+  dumps(value: unknown): Promise<Encoded> {
+    return this.serde.dumpsTyped(value);
+  }
+
+  /** Decodes one stored payload; synchronous for plain JSON and LangChain messages. */
+  decode(type: string, txt: string | null, b64: string | null): unknown {
+    if (type.endsWith(COMPRESSED_SUFFIX)) {
+      txt = decompressToText(payloadData(null, b64) as Uint8Array);
+      b64 = null;
+      type = type.slice(0, -COMPRESSED_SUFFIX.length);
+    }
+    if (type === "delta") type = "json";
+    if (this.fastJson && type === "json" && txt !== null) {
+      const value = fastDecode(txt);
+      if (value !== FALLBACK) return value;
+    }
+    return this.serde.loadsTyped(type, payloadData(txt, b64));
+  }
+
+  /**
+   * Checkpoint metadata as the JSON text of the jsonb column (NUL characters dropped), without
+   * awaiting when the fast encoder takes it; undefined means "use {@link metadataJson}".
+   */
+  metadataJsonSync(metadata: unknown): string | undefined {
+    const fast = this.encodeSync(metadata ?? {});
+    return fast ? withoutNul(fast[1]) : undefined;
+  }
+
+  /** Checkpoint metadata as the JSON text of the jsonb column, through the serializer. */
+  async metadataJson(metadata: unknown): Promise<string> {
+    const [, bytes] = await this.serde.dumpsTyped(metadata ?? {});
+    return withoutNul(textDecoder.decode(bytes));
+  }
+}

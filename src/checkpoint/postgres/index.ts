@@ -1,0 +1,5 @@
+export {
+  PostgresCheckpointer,
+  type PostgresCheckpointerOptions,
+  type FromConnStringOptions,
+} from "./saver.js";

@@ -1,0 +1,261 @@
+import {
+  TASKS,
+  compareWritesSortKeys,
+  maxChannelVersion,
+  writesSortKey,
+  type Checkpoint,
+  type CheckpointMetadata,
+  type CheckpointPendingWrite,
+  type CheckpointTuple,
+} from "@langchain/langgraph-checkpoint";
+import { ThreadlineError } from "../../errors.js";
+import type { PayloadCodec } from "./codec.js";
+import type { DeltaBase, DeltaCache } from "./delta-cache.js";
+import type { BlobRow, CheckpointRow, LoadedRow } from "./load-rows.js";
+
+/** A pending write as read back: enough to order and decode it. */
+export interface StoredWrite {
+  taskId: string;
+  channel: string;
+  type: string;
+  taskPath: string;
+  idx: number;
+  txt: string | null;
+  b64: string | null;
+}
+
+/** What read assembly needs from the saver. */
+export interface AssembleContext {
+  codec: PayloadCodec;
+  /** The saver's delta bases (updated when `rememberBases`). */
+  deltas: DeltaCache;
+  storage: "delta" | "full";
+  /** The TASKS writes of a parent checkpoint, for checkpoints before format v4. */
+  pendingSends(threadId: string, ns: string, parentId: string): Promise<StoredWrite[]>;
+  nextVersion(current: undefined): number;
+}
+
+function blobKey(threadId: string, ns: string, channel: string, version: string): string {
+  return `${threadId}\u0000${ns}\u0000${channel}\u0000${version}`;
+}
+
+function cpKey(threadId: string, ns: string, id: string): string {
+  return `${threadId}\u0000${ns}\u0000${id}`;
+}
+
+/** Deltas between a blob row and the full value its chain starts from. */
+function chainDepth(
+  blobs: Map<string, BlobRow>,
+  threadId: string,
+  ns: string,
+  channel: string,
+  head: BlobRow,
+): number {
+  let depth = 0;
+  for (let row: BlobRow | undefined = head; row?.base; depth++) {
+    row = blobs.get(blobKey(threadId, ns, channel, row.base));
+    if (depth > 100_000) break;
+  }
+  return depth;
+}
+
+/** A fresh array of the elements a held entry knows for `version` (itself or a stored prefix). */
+function heldValue(base: DeltaBase | undefined, version: string): unknown[] | undefined {
+  if (!base) return undefined;
+  if (base.version === version) return base.items.slice();
+  const prefix = base.prefixes?.find((p) => p.version === version);
+  return prefix ? base.items.slice(0, prefix.length) : undefined;
+}
+
+/** Pending writes in the contract's order: (task_path, task_id, idx), by code point. */
+export async function decodeWrites(
+  codec: PayloadCodec,
+  rows: StoredWrite[],
+): Promise<CheckpointPendingWrite[]> {
+  if (rows.length === 0) return [];
+  const keyed = rows.map((w) => ({ key: writesSortKey(w.taskPath, w.taskId, w.idx), w }));
+  keyed.sort((a, b) => compareWritesSortKeys(a.key, b.key));
+  return Promise.all(
+    keyed.map(async ({ w }): Promise<CheckpointPendingWrite> => [
+      w.taskId,
+      w.channel,
+      await codec.decode(w.type, w.txt, w.b64),
+    ]),
+  );
+}
+
+/** Checkpoints before format v4 kept pending sends as TASKS writes of their parent. */
+async function migratePendingSends(
+  ctx: AssembleContext,
+  checkpoint: Checkpoint,
+  threadId: string,
+  ns: string,
+  parentId: string,
+): Promise<void> {
+  const sends = await decodeWrites(ctx.codec, await ctx.pendingSends(threadId, ns, parentId));
+  checkpoint.channel_values[TASKS] = sends.map(([, , value]) => value);
+  const versions = Object.values(checkpoint.channel_versions);
+  checkpoint.channel_versions[TASKS] =
+    versions.length > 0 ? maxChannelVersion(...versions) : ctx.nextVersion(undefined);
+}
+
+/**
+ * Turns the rows of a load query into tuples, newest first, decoding each blob once:
+ * consecutive checkpoints that share a channel version (or, through deltas, a prefix of it)
+ * share the decoded objects.
+ *
+ * @param rememberBases record the arrays read as delta bases (only for the latest checkpoint:
+ *   reading an older one must not displace what the next write extends).
+ * @param held the arrays the query was told this process holds (answered by `held` rows).
+ */
+export async function assembleTuples(
+  ctx: AssembleContext,
+  rows: readonly LoadedRow[],
+  rememberBases: boolean,
+  held: Map<string, DeltaBase> | undefined,
+): Promise<CheckpointTuple[]> {
+  const { codec } = ctx;
+  const checkpoints: CheckpointRow[] = [];
+  const blobs = new Map<string, BlobRow>();
+  const confirmed = new Set<string>();
+  const writes = new Map<string, StoredWrite[]>();
+  for (const row of rows) {
+    switch (row.kind) {
+      case "checkpoint":
+        checkpoints.push(row);
+        break;
+      case "blob":
+        blobs.set(blobKey(row.threadId, row.ns, row.channel, row.version), row);
+        break;
+      case "held":
+        confirmed.add(blobKey(row.threadId, row.ns, row.channel, row.version));
+        break;
+      case "write": {
+        const key = cpKey(row.threadId, row.ns, row.checkpointId);
+        let list = writes.get(key);
+        if (!list) writes.set(key, (list = []));
+        list.push(row);
+        break;
+      }
+    }
+  }
+  if (checkpoints.length === 0) return [];
+  checkpoints.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+
+  const values = new Map<string, Promise<unknown>>();
+  const resolve = (
+    threadId: string,
+    ns: string,
+    channel: string,
+    version: string,
+    depth = 0,
+  ): Promise<unknown> => {
+    const key = blobKey(threadId, ns, channel, version);
+    let value = values.get(key);
+    if (value) return value;
+    const row = blobs.get(key);
+    if (!row) {
+      return Promise.reject(
+        new ThreadlineError(
+          "DATA_CORRUPT",
+          `blob ${channel}@${version} of thread ${threadId} is missing`,
+        ),
+      );
+    }
+    if (!row.type.startsWith("delta")) {
+      value = Promise.resolve(codec.decode(row.type, row.txt, row.b64));
+    } else {
+      if (row.base === null || depth > 100_000) {
+        return Promise.reject(
+          new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} has no base`),
+        );
+      }
+      const base = resolve(threadId, ns, channel, row.base, depth + 1);
+      const suffix = Promise.resolve(codec.decode(row.type, row.txt, row.b64));
+      value = Promise.all([base, suffix]).then(([b, s]) => {
+        if (!Array.isArray(b) || !Array.isArray(s)) {
+          throw new ThreadlineError(
+            "DATA_CORRUPT",
+            `delta ${channel}@${version} does not extend an array`,
+          );
+        }
+        return (b as unknown[]).concat(s as unknown[]);
+      });
+    }
+    values.set(key, value);
+    return value;
+  };
+
+  const tuples: CheckpointTuple[] = [];
+  for (const row of checkpoints) {
+    let checkpoint: Checkpoint;
+    try {
+      checkpoint = JSON.parse(row.checkpoint) as Checkpoint;
+    } catch (err) {
+      throw new ThreadlineError("DATA_CORRUPT", `checkpoint ${row.id} is not valid JSON`, {
+        cause: err,
+      });
+    }
+    // Delta storage leaves out the id (it is the checkpoint_id column).
+    checkpoint.id ??= row.id;
+    checkpoint.channel_versions ??= {};
+    checkpoint.versions_seen ??= {};
+    const channelValues: Record<string, unknown> = {};
+    await Promise.all(
+      Object.entries(checkpoint.channel_versions).map(async ([channel, version]) => {
+        const key = blobKey(row.threadId, row.ns, channel, String(version));
+        if (confirmed.has(key)) {
+          // Confirmed rows are exactly the ones the query was told this process holds.
+          const mine = heldValue(held?.get(channel), String(version));
+          if (!mine) throw new ThreadlineError("DATA_CORRUPT", `held ${channel}@${version} lost`);
+          channelValues[channel] = mine;
+          return;
+        }
+        const blob = blobs.get(key);
+        // Like the official saver: a version without a blob row (or an "empty" one) is absent.
+        if (!blob || blob.type === "empty") return;
+        const value = await resolve(row.threadId, row.ns, channel, String(version));
+        // Each tuple gets its own array; the elements are shared.
+        channelValues[channel] = Array.isArray(value) ? value.slice() : value;
+        if (rememberBases && ctx.storage === "delta" && Array.isArray(value)) {
+          ctx.deltas.set(row.threadId, row.ns, channel, {
+            version: String(version),
+            root: blob.root ?? String(version),
+            items: value.slice(),
+            depth: chainDepth(blobs, row.threadId, row.ns, channel, blob),
+            ...(blob.xmin !== null ? { xmin: blob.xmin } : {}),
+          });
+        }
+      }),
+    );
+    checkpoint.channel_values = channelValues;
+
+    const pendingWrites = await decodeWrites(
+      codec,
+      writes.get(cpKey(row.threadId, row.ns, row.id)) ?? [],
+    );
+    if (checkpoint.v < 4 && row.parentId)
+      await migratePendingSends(ctx, checkpoint, row.threadId, row.ns, row.parentId);
+
+    const metadata = (await codec.decode("json", row.metadata, null)) as CheckpointMetadata;
+    const tuple: CheckpointTuple = {
+      config: {
+        configurable: { thread_id: row.threadId, checkpoint_ns: row.ns, checkpoint_id: row.id },
+      },
+      checkpoint,
+      metadata,
+      pendingWrites,
+    };
+    if (row.parentId) {
+      tuple.parentConfig = {
+        configurable: {
+          thread_id: row.threadId,
+          checkpoint_ns: row.ns,
+          checkpoint_id: row.parentId,
+        },
+      };
+    }
+    tuples.push(tuple);
+  }
+  return tuples;
+}

@@ -1,0 +1,496 @@
+import type { RunnableConfig } from "@langchain/core/runnables";
+import {
+  BaseCheckpointSaver,
+  TASKS,
+  type ChannelVersions,
+  type Checkpoint,
+  type CheckpointListOptions,
+  type CheckpointMetadata,
+  type CheckpointTuple,
+  type PendingWrite,
+  type SerializerProtocol,
+} from "@langchain/langgraph-checkpoint";
+import type pg from "pg";
+import { ThreadlineError } from "../../errors.js";
+import { silentLogger, type Logger } from "../../logger.js";
+import { isConnectionError, toThreadlineError } from "../../db/errors.js";
+import { quoteSchema } from "../../db/identifier.js";
+import { migrate } from "../../db/migrator.js";
+import { ClientLease } from "../../db/lease.js";
+import { attachPoolErrorHandler, createPool } from "../../db/pool.js";
+import { withRetry, type RetryOptions } from "../../db/retry.js";
+import { asId, asNamespace } from "../config-ids.js";
+import { PayloadCodec } from "./codec.js";
+import { DeltaCache, type DeltaBase } from "./delta-cache.js";
+import { parseLoadRow, type RawLoadRow } from "./load-rows.js";
+import { assembleTuples, type AssembleContext, type StoredWrite } from "./read.js";
+import { Statements, type Statement } from "./statements.js";
+import { planPut, planWrites, writeColumns } from "./write-plan.js";
+import { WriteQueue, mergeWrites, type WriteBatch } from "./write-queue.js";
+
+/** Options of {@link PostgresCheckpointer}. */
+export interface PostgresCheckpointerOptions {
+  /** Postgres schema of the tables. Validated and escaped. Default `public`. */
+  schema?: string;
+  /**
+   * `delta` (default) stores an append-only array channel (such as `messages`) as the elements
+   * appended since the previous version, so a conversation's storage grows linearly. `full`
+   * stores every version whole, exactly as `@langchain/langgraph-checkpoint-postgres` does, so
+   * the official saver can read everything Threadline writes.
+   */
+  storage?: "delta" | "full";
+  /** Use named prepared statements (default true). Turn off behind PgBouncer in transaction mode. */
+  preparedStatements?: boolean;
+  /** Retries of connection-level failures; every hot-path statement is idempotent. */
+  retry?: RetryOptions;
+  /** Array channels remembered as delta bases (thread x channel entries). Default 10 000. */
+  deltaCacheSize?: number;
+  /** Deltas stacked on one full value before a full value is written again. Default 256. */
+  maxDeltaDepth?: number;
+  /**
+   * Coalesce pending writes with the next put of their thread (default true): writes issued while
+   * a put of their thread is in flight are sent in the same statement as the put that follows
+   * it (LangGraph's pattern), or alone once the event loop is idle; putWrites is acknowledged only
+   * once its rows are committed either way. `false` sends every putWrites as its own statement.
+   */
+  coalesceWrites?: boolean;
+  /** Serializer; default LangGraph's JsonPlusSerializer (same bytes as the official saver). */
+  serde?: SerializerProtocol;
+  logger?: Logger;
+}
+
+/** Options of {@link PostgresCheckpointer.fromConnString}. */
+export interface FromConnStringOptions extends PostgresCheckpointerOptions {
+  /** Extra `pg.Pool` settings (max, timeouts, ...). */
+  pool?: pg.PoolConfig;
+}
+
+/**
+ * A LangGraph checkpoint saver on PostgreSQL, schema-compatible with
+ * `@langchain/langgraph-checkpoint-postgres` (same tables and columns, plus additive ones).
+ *
+ * Every operation is one statement and one round trip; blobs come back as separate rows of text
+ * instead of `bytea[][]` literals; array channels are stored as deltas (see
+ * {@link PostgresCheckpointerOptions.storage}); connection-level failures are retried.
+ *
+ * @example
+ * const checkpointer = PostgresCheckpointer.fromConnString(process.env.DATABASE_URL!);
+ * await checkpointer.setup();
+ * const graph = builder.compile({ checkpointer });
+ */
+export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  readonly storage: "delta" | "full";
+  private readonly statements: Statements;
+  private readonly prepared: boolean;
+  private readonly retry: RetryOptions;
+  private readonly deltas: DeltaCache;
+  private readonly maxDeltaDepth: number;
+  private readonly logger: Logger;
+  private readonly codec: PayloadCodec;
+  private readonly read: AssembleContext;
+  private readonly writeQueue: WriteQueue | undefined;
+  private readonly lease: ClientLease;
+  private ownsPool = false;
+  private setupPromise: Promise<void> | undefined;
+
+  /**
+   * @param pool a `pg.Pool` (an `error` listener is attached if it has none of Threadline's).
+   * @param options schema (default `public`), storage mode, prepared statements, retries.
+   */
+  constructor(pool: pg.Pool, options: PostgresCheckpointerOptions = {}) {
+    super(options.serde);
+    const schema = options.schema ?? "public";
+    quoteSchema(schema);
+    this.pool = attachPoolErrorHandler(pool, options.logger);
+    this.lease = new ClientLease(this.pool);
+    this.schema = schema;
+    this.storage = options.storage ?? "delta";
+    this.statements = new Statements(schema);
+    this.prepared = options.preparedStatements ?? true;
+    this.retry = options.retry ?? {};
+    this.deltas = new DeltaCache(options.deltaCacheSize ?? 10_000);
+    this.maxDeltaDepth = options.maxDeltaDepth ?? 256;
+    this.logger = options.logger ?? silentLogger;
+    // The fast decoder reproduces JsonPlusSerializer; a custom serializer is always used as is.
+    this.codec = new PayloadCodec(this.serde, options.serde === undefined);
+    this.read = {
+      codec: this.codec,
+      deltas: this.deltas,
+      storage: this.storage,
+      pendingSends: (threadId, ns, parentId) => this.pendingSends(threadId, ns, parentId),
+      nextVersion: (current) => this.getNextVersion(current),
+    };
+    if (options.coalesceWrites ?? true)
+      this.writeQueue = new WriteQueue((batches) => this.storeWrites(batches));
+  }
+
+  /**
+   * Creates a checkpointer with its own pool. `end()` closes that pool.
+   * @param url a PostgreSQL connection string.
+   */
+  static fromConnString(url: string, options: FromConnStringOptions = {}): PostgresCheckpointer {
+    const { pool: poolConfig, ...rest } = options;
+    const pool = createPool({
+      connectionString: url,
+      ...(poolConfig ? { pg: poolConfig } : {}),
+      ...(rest.logger ? { logger: rest.logger } : {}),
+    });
+    const saver = new PostgresCheckpointer(pool, rest);
+    saver.ownsPool = true;
+    return saver;
+  }
+
+  /**
+   * Creates or upgrades the tables (idempotent, safe when many processes call it at once).
+   * Adopts a schema created by the official saver: its data stays readable.
+   */
+  async setup(): Promise<void> {
+    this.setupPromise ??= migrate(this.pool, { schema: this.schema, logger: this.logger })
+      .then(() => undefined)
+      .catch((err: unknown) => {
+        this.setupPromise = undefined;
+        throw err;
+      });
+    return this.setupPromise;
+  }
+
+  /** Closes the pool if this checkpointer created it (fromConnString). */
+  async end(): Promise<void> {
+    await this.settleWrites();
+    if (this.ownsPool) await this.pool.end();
+  }
+
+  private async query<R extends pg.QueryResultRow>(
+    stmt: Statement,
+    values: unknown[],
+    what: string,
+  ): Promise<pg.QueryResult<R>> {
+    const config: pg.QueryConfig = this.prepared
+      ? { name: stmt.name, text: stmt.text, values }
+      : { text: stmt.text, values };
+    try {
+      return await withRetry(() => this.lease.query<R>(config), this.retry);
+    } catch (err) {
+      throw toThreadlineError(err, what);
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    const c = config.configurable ?? {};
+    const threadId = asId(c.thread_id, "thread_id", false);
+    if (threadId === undefined) return undefined;
+    const ns = asNamespace(c.checkpoint_ns);
+    const checkpointId = asId(c.checkpoint_id, "checkpoint_id", false);
+    await this.settleWrites(threadId);
+    // Array values this process holds for the thread (with the identity of their rows): the
+    // query confirms them instead of sending and decoding their chains again.
+    const held = new Map<string, DeltaBase>();
+    for (const [channel, base] of this.deltas.channels(threadId, ns) ?? []) {
+      if (base.xmin !== undefined) held.set(channel, base);
+    }
+    // The held version itself and the earlier versions it extends (for reads by id).
+    const known: [string[], string[], string[]] = [[], [], []];
+    for (const [channel, base] of held) {
+      for (const p of base.prefixes ?? []) {
+        known[0].push(channel);
+        known[1].push(p.version);
+        known[2].push(p.xmin);
+      }
+      known[0].push(channel);
+      known[1].push(base.version);
+      known[2].push(base.xmin!);
+    }
+    const { rows } = checkpointId
+      ? await this.query<RawLoadRow>(
+          this.statements.getById,
+          [threadId, ns, checkpointId, ...known],
+          "getTuple",
+        )
+      : await this.query<RawLoadRow>(
+          this.statements.getLatest,
+          [threadId, ns, ...known],
+          "getTuple",
+        );
+    // Only the latest checkpoint becomes the base of later deltas and confirmations: reading an
+    // older one (history, time travel) must not displace what the next write extends.
+    const [tuple] = await assembleTuples(this.read, rows.map(parseLoadRow), !checkpointId, held);
+    return tuple;
+  }
+
+  override async *list(
+    config: RunnableConfig,
+    options: CheckpointListOptions = {},
+  ): AsyncGenerator<CheckpointTuple> {
+    const c = config.configurable ?? {};
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const add = (sql: string, value: unknown) => {
+      values.push(value);
+      where.push(sql.replace("?", `$${values.length}`));
+    };
+    const threadId = asId(c.thread_id, "thread_id", false);
+    if (threadId !== undefined) add("thread_id = ?", threadId);
+    if (c.checkpoint_ns !== undefined && c.checkpoint_ns !== null) {
+      add("checkpoint_ns = ?", asNamespace(c.checkpoint_ns));
+    }
+    const checkpointId = asId(c.checkpoint_id, "checkpoint_id", false);
+    if (checkpointId !== undefined) add("checkpoint_id = ?", checkpointId);
+    const { filter, before, limit } = options;
+    if (filter && Object.keys(filter).length > 0)
+      add("metadata @> ?::jsonb", JSON.stringify(filter));
+    const beforeId = asId(before?.configurable?.checkpoint_id, "checkpoint_id", false);
+    if (beforeId !== undefined) add("checkpoint_id < ?", beforeId);
+    let limitParam: string | undefined;
+    if (limit !== undefined && limit !== null) {
+      const n = Math.trunc(Number(limit));
+      if (!Number.isFinite(n))
+        throw new ThreadlineError("INVALID_INPUT", "list limit must be a number");
+      values.push(Math.max(0, n));
+      limitParam = `$${values.length}`;
+    }
+    await this.settleWrites(threadId);
+    const { rows } = await this.query<RawLoadRow>(
+      this.statements.list(where, limitParam),
+      values,
+      "list",
+    );
+    const tuples = await assembleTuples(this.read, rows.map(parseLoadRow), false, undefined);
+    for (const tuple of tuples) yield tuple;
+  }
+
+  /** The TASKS writes of a parent checkpoint (for checkpoints before format v4). */
+  private async pendingSends(
+    threadId: string,
+    ns: string,
+    parentId: string,
+  ): Promise<StoredWrite[]> {
+    const { rows } = await this.query<{
+      type: string;
+      task_path: string;
+      task_id: string;
+      idx: number;
+      txt: string | null;
+      b64: string | null;
+    }>(this.statements.pendingSends, [threadId, ns, [parentId]], "getTuple (pending sends)");
+    return rows.map((r) => ({
+      taskId: r.task_id,
+      channel: TASKS,
+      type: r.type,
+      taskPath: r.task_path,
+      idx: r.idx,
+      txt: r.txt,
+      b64: r.b64,
+    }));
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  override async put(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<RunnableConfig> {
+    if (config.configurable === undefined) {
+      throw new ThreadlineError("INVALID_INPUT", 'put: config is missing its "configurable" field');
+    }
+    const threadId = asId(config.configurable.thread_id, "thread_id", true);
+    const ns = asNamespace(config.configurable.checkpoint_ns);
+    const parentId = asId(config.configurable.checkpoint_id, "checkpoint_id", false) ?? null;
+    if (typeof checkpoint?.id !== "string" || checkpoint.id === "") {
+      throw new ThreadlineError("INVALID_INPUT", "put: checkpoint.id must be a non-empty string");
+    }
+    // From the call on, a put of the thread is pending: writes issued meanwhile wait for the
+    // next put (see WriteQueue).
+    const queue = this.writeQueue;
+    queue?.putStarted(threadId);
+    try {
+      return await this.storePut(threadId, ns, parentId, checkpoint, metadata, newVersions);
+    } finally {
+      queue?.putSettled(threadId);
+    }
+  }
+
+  private async storePut(
+    threadId: string,
+    ns: string,
+    parentId: string | null,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<RunnableConfig> {
+    // Serialize before taking a connection, so the statement holds the pool only for its I/O.
+    const plan = await planPut({
+      values: checkpoint.channel_values ?? {},
+      newVersions,
+      storage: this.storage,
+      maxDeltaDepth: this.maxDeltaDepth,
+      baseOf: (channel) => this.deltas.get(threadId, ns, channel),
+      encoder: this.codec,
+    });
+    const { channel_values: _omit, ...stored } = checkpoint;
+    // In delta storage the id is not repeated inside the JSON (it is the checkpoint_id column);
+    // `full` keeps the official layout byte for byte.
+    const storedJson = this.storage === "delta" ? { ...stored, id: undefined } : stored;
+    const metadataJson =
+      this.codec.metadataJsonSync(metadata) ?? (await this.codec.metadataJson(metadata));
+
+    const params = [
+      threadId,
+      ns,
+      checkpoint.id,
+      parentId,
+      JSON.stringify(storedJson),
+      metadataJson,
+      plan.channels,
+      plan.versions,
+      plan.types,
+      plan.txts,
+      plan.b64s,
+      plan.bases,
+      plan.roots,
+    ];
+    const rows = await this.storeCheckpoint(params, this.writeQueue?.take(threadId, ns) ?? []);
+    const inserted = new Map(rows[0]?.stored ?? []);
+    for (const r of plan.remember) {
+      // A version that already existed (a retried put, or a forked thread reusing a version
+      // number) holds someone else's bytes: never build deltas on it.
+      const xmin = inserted.get(r.channel);
+      if (xmin !== undefined) {
+        this.deltas.set(threadId, ns, r.channel, {
+          version: r.version,
+          root: r.root,
+          items: r.items,
+          depth: r.depth,
+          xmin,
+          ...(r.prefixes.length > 0 ? { prefixes: r.prefixes } : {}),
+        });
+      } else this.deltas.delete(threadId, ns, r.channel);
+    }
+    return {
+      configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id },
+    };
+  }
+
+  /**
+   * Runs the put statement, with the thread's queued writes when there are any (one round trip,
+   * one commit). If that fails for a reason other than the connection, the checkpoint and the
+   * writes are stored apart, so each caller gets its own outcome.
+   */
+  private async storeCheckpoint(
+    params: unknown[],
+    writes: WriteBatch[],
+  ): Promise<Array<{ stored: Array<[string, string]> }>> {
+    type Stored = { stored: Array<[string, string]> };
+    if (writes.length === 0)
+      return (await this.query<Stored>(this.statements.put, params, "put")).rows;
+    let result: pg.QueryResult<Stored>;
+    try {
+      result = await this.query<Stored>(
+        this.statements.putWithWrites,
+        [...params, ...writeColumns(mergeWrites(writes))],
+        "put",
+      );
+    } catch (err) {
+      if (isConnectionError(err)) {
+        for (const b of writes) b.reject(err);
+        throw err;
+      }
+      const stored = this.storeWrites(writes);
+      try {
+        return (await this.query<Stored>(this.statements.put, params, "put")).rows;
+      } finally {
+        await stored;
+      }
+    }
+    for (const b of writes) b.resolve();
+    return result.rows;
+  }
+
+  override async putWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+    taskPath = "",
+  ): Promise<void> {
+    const c = config.configurable ?? {};
+    const threadId = asId(c.thread_id, "thread_id", true);
+    const ns = asNamespace(c.checkpoint_ns);
+    const checkpointId = asId(c.checkpoint_id, "checkpoint_id", true);
+    if (typeof taskId !== "string" || taskId === "") {
+      throw new ThreadlineError("INVALID_INPUT", "putWrites: taskId must be a non-empty string");
+    }
+    if (writes.length === 0) return;
+    const rows = await planWrites(
+      {
+        threadId,
+        ns,
+        checkpointId,
+        taskId,
+        taskPath: taskPath ?? "",
+        storage: this.storage,
+        encoder: this.codec,
+      },
+      writes,
+    );
+    // Acknowledged once committed, alone or with the next put of the thread (WriteQueue).
+    if (this.writeQueue?.holds(threadId)) return this.writeQueue.add(threadId, ns, rows);
+    return new Promise<void>((resolve, reject) => {
+      void this.storeWrites([{ threadId, ns, rows, resolve, reject }]);
+    });
+  }
+
+  /**
+   * Stores queued writes in one statement and settles their callers; never throws. When the
+   * statement fails for a reason other than the connection, each call is retried on its own so
+   * that one bad write does not fail the others.
+   */
+  private async storeWrites(batches: WriteBatch[]): Promise<void> {
+    if (batches.length === 0) return;
+    try {
+      const rows = mergeWrites(batches);
+      await this.query(
+        this.statements.putWrites,
+        [rows.map((r) => r.threadId), rows.map((r) => r.ns), ...writeColumns(rows)],
+        "putWrites",
+      );
+    } catch (err) {
+      if (batches.length > 1 && !isConnectionError(err)) {
+        await Promise.all(batches.map((b) => this.storeWrites([b])));
+      } else for (const b of batches) b.reject(err);
+      return;
+    }
+    for (const b of batches) b.resolve();
+  }
+
+  /** Sends the writes this process queued for a thread (or for all threads) and waits. */
+  private async settleWrites(threadId?: string): Promise<void> {
+    const queue = this.writeQueue;
+    if (!queue || queue.size === 0) return;
+    if (threadId !== undefined && !queue.has(threadId)) return;
+    await this.storeWrites(threadId === undefined ? queue.takeAll() : queue.take(threadId));
+  }
+
+  override async deleteThread(threadId: string): Promise<void> {
+    const id = asId(threadId, "thread_id", true);
+    // Writes issued before the delete are deleted with the thread, not stored after it.
+    await this.settleWrites(id);
+    await this.query(this.statements.deleteThread, [id], "deleteThread");
+    this.deltas.deleteThread(id);
+  }
+
+  /**
+   * Integer versions, as the official saver uses. String versions written by the Python savers
+   * (`"000…0003.0.123"`) continue from their integer part instead of failing the next step.
+   */
+  override getNextVersion(current: number | undefined): number {
+    if (current === undefined || current === null) return 1;
+    if (typeof current === "number") return current + 1;
+    const n = Number.parseInt(String(current).split(".")[0] ?? "", 10);
+    return Number.isFinite(n) ? n + 1 : 1;
+  }
+}
