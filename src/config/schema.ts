@@ -17,12 +17,28 @@ const duration = (example: string) =>
 
 /** Schema names are validated, then always escaped, before they reach SQL. */
 export const SCHEMA_NAME_RE = /^[a-z_][a-z0-9_]{0,62}$/;
-export const schemaName = z
-  .string()
-  .regex(
-    SCHEMA_NAME_RE,
-    "a schema name must match ^[a-z_][a-z0-9_]{0,62}$ (lowercase letters, digits, underscores)",
-  );
+
+/**
+ * Postgres' own schemas: `information_schema`, and every `pg_*` name (pg_catalog, pg_toast,
+ * pg_temp_N; Postgres reserves the prefix). Threadline's tables never belong there.
+ */
+export const RESERVED_SCHEMA_RE = /^(?:pg_|information_schema$)/;
+
+/** Why `name` cannot be a Threadline schema, or undefined when it can. */
+export function schemaNameProblem(name: unknown): string | undefined {
+  if (typeof name !== "string" || !SCHEMA_NAME_RE.test(name)) {
+    return "a schema name must match ^[a-z_][a-z0-9_]{0,62}$ (lowercase letters, digits, underscores)";
+  }
+  if (RESERVED_SCHEMA_RE.test(name)) {
+    return `${name} is a Postgres system schema (information_schema and pg_* are reserved): choose another name, e.g. threadline`;
+  }
+  return undefined;
+}
+
+export const schemaName = z.string().superRefine((name, ctx) => {
+  const problem = schemaNameProblem(name);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
 
 const strict = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
 
@@ -36,7 +52,10 @@ export const configSchema = strict({
     connectTimeout: duration("5s").default(5_000),
     preparedStatements: z.boolean().default(true),
     keepAlive: z.boolean().default(true),
-    /** Client-side limit on one query (fires when the network drops packets silently); unset = none. */
+    /**
+     * Client-side limit on one statement (fires when the network drops packets silently);
+     * unset = statementTimeout + 5 s.
+     */
     queryTimeout: duration("60s").optional(),
     pool: strict({
       size: z.number().int().min(1).max(1000).default(10),

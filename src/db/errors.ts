@@ -88,10 +88,34 @@ export function isConnectionError(err: unknown): boolean {
   return classifyDbError(err) === "DB_UNAVAILABLE";
 }
 
+/**
+ * What a connection pooler (PgBouncer) answers to a startup parameter it does not forward:
+ * `FATAL 08P01 unsupported startup parameter: statement_timeout`. Class 08 would read as an
+ * outage; it is a configuration error that no retry or fallback can fix.
+ */
+const UNSUPPORTED_STARTUP_PARAMETER =
+  /unsupported startup parameter(?: in options)?: ?([A-Za-z_.]+)?/;
+
+/** The startup parameter a pooler refused, when `err` is that refusal. */
+export function refusedStartupParameter(err: unknown): string | undefined {
+  if (err === null || typeof err !== "object") return undefined;
+  const message = (err as PgLikeError).message;
+  if (typeof message !== "string") return undefined;
+  const match = UNSUPPORTED_STARTUP_PARAMETER.exec(message);
+  return match ? (match[1] ?? "") : undefined;
+}
+
+/** The config key that makes Threadline send each startup parameter. */
+const STARTUP_PARAMETER_SETTINGS: Record<string, string> = {
+  statement_timeout: "database.statementTimeout",
+  application_name: "database.applicationName",
+};
+
 /** The Threadline code for any error thrown by `pg`. */
 export function classifyDbError(err: unknown): ErrorCode {
   if (err instanceof ThreadlineError) return err.code;
   if (err === null || typeof err !== "object") return "DB_ERROR";
+  if (refusedStartupParameter(err) !== undefined) return "CONFIG_INVALID";
   const e = err as PgLikeError;
   if (typeof e.code === "string") {
     const mapped = codeForSqlState(e.code);
@@ -113,6 +137,18 @@ export function classifyDbError(err: unknown): ErrorCode {
  */
 export function toThreadlineError(err: unknown, what: string): ThreadlineError {
   if (err instanceof ThreadlineError) return err;
+  const refused = refusedStartupParameter(err);
+  if (refused !== undefined) {
+    const parameter = refused === "" ? "a startup parameter" : refused;
+    const setting = STARTUP_PARAMETER_SETTINGS[refused];
+    return new ThreadlineError(
+      "CONFIG_INVALID",
+      `the database (a connection pooler such as PgBouncer) refuses the startup parameter ${parameter}` +
+        (setting ? `, which Threadline sends for ${setting}` : "") +
+        `: add "ignore_startup_parameters = ${refused || "<name>"}" to pgbouncer.ini (and set the value in PgBouncer or on the role), or point DATABASE_URL at Postgres directly`,
+      { cause: err, details: { sqlState: "08P01" } },
+    );
+  }
   const code = classifyDbError(err);
   const e = (err ?? {}) as PgLikeError;
   const sqlState = typeof e.code === "string" ? e.code : undefined;

@@ -1,4 +1,4 @@
-import { SCHEMA_NAME_RE } from "../config/schema.js";
+import { RESERVED_SCHEMA_RE, SCHEMA_NAME_RE, schemaNameProblem } from "../config/schema.js";
 import { ThreadlineError } from "../errors.js";
 
 /**
@@ -11,6 +11,12 @@ export function quoteSchema(schema: unknown): string {
     throw new ThreadlineError(
       "INVALID_INPUT",
       `Invalid schema name ${JSON.stringify(schema)}: it must match ^[a-z_][a-z0-9_]{0,62}$ (lowercase letters, digits and underscores, not starting with a digit)`,
+    );
+  }
+  if (RESERVED_SCHEMA_RE.test(schema)) {
+    throw new ThreadlineError(
+      "INVALID_INPUT",
+      `Invalid schema name ${JSON.stringify(schema)}: ${schemaNameProblem(schema)}`,
     );
   }
   return `"${schema.replace(/"/g, '""')}"`;

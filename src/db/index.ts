@@ -22,3 +22,4 @@ export {
 } from "./migrator.js";
 export { withRetry, type RetryOptions } from "./retry.js";
 export { openDatabase, redactUrl, type Database } from "./database.js";
+export { probeFreshConnection } from "./probe.js";

@@ -85,6 +85,13 @@ export interface MigrateOptions {
  * applied files are checked against their checksums, and a database migrated by a newer
  * Threadline is refused.
  */
+/**
+ * Client-side bound on one migration statement (and on waiting for the migration lock): 24 h.
+ * Migrations lift `statement_timeout`; this only keeps a black-holed connection from hanging a
+ * migrator for ever.
+ */
+export const MIGRATION_QUERY_TIMEOUT_MS = 86_400_000;
+
 export async function migrate(
   pool: pg.Pool,
   options: MigrateOptions = {},
@@ -101,9 +108,15 @@ export async function migrate(
   }
   let broken = false;
   try {
-    // DDL may legitimately run longer than the service's statement_timeout.
+    // DDL may legitimately run longer than the service's statement_timeout, and waiting for
+    // another migrator's lock too: both get a client-side bound of their own instead of the
+    // pool's query_timeout (which is derived from statement_timeout).
     await client.query("SET statement_timeout = 0");
-    await client.query("SELECT pg_advisory_lock($1::int, hashtext($2))", [LOCK_CLASS, schema]);
+    await client.query({
+      text: "SELECT pg_advisory_lock($1::int, hashtext($2))",
+      values: [LOCK_CLASS, schema],
+      query_timeout: MIGRATION_QUERY_TIMEOUT_MS,
+    } as pg.QueryConfig);
     try {
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
       await client.query(ledgerSql(quoted));
@@ -121,7 +134,10 @@ export async function migrate(
             `INSERT INTO ${quoted}.threadline_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
             [migration.version, migration.name, migration.checksum],
           );
-          await client.query(renderMigration(migration, schema));
+          await client.query({
+            text: renderMigration(migration, schema),
+            query_timeout: MIGRATION_QUERY_TIMEOUT_MS,
+          } as pg.QueryConfig);
           await client.query("COMMIT");
         } catch (err) {
           await client.query("ROLLBACK").catch(() => undefined);

@@ -14,7 +14,11 @@ export interface PoolOptions {
   idleTimeoutMs?: number;
   /** Replace a connection after this many ms of life (recycle). Default 30 min; 0 = never. */
   recycleMs?: number;
-  /** Give up connecting after this many ms. Default 5 000. */
+  /**
+   * Give up after this many ms waiting for a connection: opening a new one, and also waiting for
+   * a pooled one when all are in use (pg-pool's `connectionTimeoutMillis` bounds both). Default
+   * 5 000.
+   */
   connectTimeoutMs?: number;
   /** Server-side `statement_timeout` in ms. Default 30 000; 0 = none. */
   statementTimeoutMs?: number;
@@ -27,10 +31,13 @@ export interface PoolOptions {
   /** Idle time before the first keepalive probe, in ms. Default 10 000. */
   keepAliveInitialDelayMs?: number;
   /**
-   * Client-side limit on one query, in ms; 0 (default) = none. Unlike `statement_timeout`, which
-   * the server enforces, this also fires when the network drops packets silently. It applies to
-   * every statement of the pool, migrations and cleanup included (pg cannot turn it off per
-   * query), so give it a value above the longest statement or use it on a dedicated pool.
+   * Client-side limit on one statement, in ms. Default `statementTimeoutMs + 5 000` (35 000),
+   * or none when `statementTimeoutMs` is 0; 0 = none. Unlike `statement_timeout`, which the
+   * server enforces, this also fires when the network drops packets silently (lost NAT or
+   * firewall state): the statement fails with "Query read timeout" (`DB_UNAVAILABLE`) and its
+   * connection is discarded instead of hanging forever. Keep it above `statementTimeoutMs` so the
+   * server's own cancel comes first; statements that lift `statement_timeout` (migrations) set
+   * their own bound.
    */
   queryTimeoutMs?: number;
   logger?: Logger;
@@ -66,14 +73,25 @@ export function createPool(options: PoolOptions): pg.Pool {
     keepAlive: options.keepAlive ?? true,
     keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs ?? 10_000,
   };
-  if (options.queryTimeoutMs !== undefined && options.queryTimeoutMs > 0) {
-    config.query_timeout = options.queryTimeoutMs;
-  }
   const recycleMs = options.recycleMs ?? 1_800_000;
   if (recycleMs > 0) config.maxLifetimeSeconds = Math.max(1, Math.round(recycleMs / 1000));
   const statementTimeout = options.statementTimeoutMs ?? 30_000;
   if (statementTimeout > 0) config.statement_timeout = statementTimeout;
+  const queryTimeout = options.queryTimeoutMs ?? defaultQueryTimeoutMs(statementTimeout);
+  if (queryTimeout > 0) config.query_timeout = queryTimeout;
   return attachPoolErrorHandler(new pg.Pool({ ...config, ...options.pg }), logger);
+}
+
+/** How much longer than `statement_timeout` the client waits before it gives a statement up. */
+export const QUERY_TIMEOUT_MARGIN_MS = 5_000;
+
+/**
+ * The client-side statement bound used when none is configured: `statement_timeout` plus
+ * {@link QUERY_TIMEOUT_MARGIN_MS}, so a server that answers always cancels first; none when the
+ * server-side timeout is off too (0).
+ */
+export function defaultQueryTimeoutMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs > 0 ? statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : 0;
 }
 
 /** Adds the `error` listener every pool needs (see createPool). Returns the same pool. */

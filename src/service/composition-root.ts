@@ -13,6 +13,7 @@ import { startCleanupSchedule, type CleanupSchedule } from "../cleanup/index.js"
 import type { ThreadlineConfig } from "../config/schema.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { isConnectionError } from "../db/errors.js";
+import { probeFreshConnection } from "../db/probe.js";
 import { migrate } from "../db/migrator.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { createApp, type ThreadlineApp } from "../http/app.js";
@@ -36,6 +37,30 @@ export function isLoopback(host: string): boolean {
   );
 }
 
+/** How long each closing step of a shutdown may take (cancelled streams, cleanup, pools), in ms. */
+export const CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * True when `promise` settled within `ms`, false when the time ran out first (the promise keeps
+ * running; a later rejection is swallowed).
+ */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Options of {@link startService}. */
 export interface StartServiceOptions {
   logger?: Logger | pino.Logger;
@@ -57,7 +82,11 @@ export interface RunningService {
   /**
    * Graceful shutdown, idempotent: readiness 503 and new chats refused, running streams get up
    * to `server.shutdownTimeout` to finish and are then cancelled, the listener closes, the
-   * cleanup schedule stops, pending fallback writes are flushed if Postgres answers, pools close.
+   * cleanup schedule stops, pending fallback writes get up to `server.shutdownTimeout` more to
+   * reach Postgres (what does not is logged at error level with its count), pools close. Every
+   * step is bounded (cancelled streams, cleanup and pools by {@link CLOSE_TIMEOUT_MS} each), so
+   * it completes even when the network black-holes the database: at most
+   * `2 x server.shutdownTimeout + 4 x CLOSE_TIMEOUT_MS`.
    */
   shutdown(reason?: string): Promise<void>;
 }
@@ -116,6 +145,8 @@ export async function startService(
         cacheMaxThreads: config.fallback.cacheMaxThreads,
         cacheMaxBytes: config.fallback.cacheMaxBytes,
         setup: () => primary.setup(),
+        // Probe on a connection of its own: pooled ones may be black-holed after a network fault.
+        ...(db.kind === "postgres" ? { probe: () => probeFreshConnection(db.pool, schema) } : {}),
         logger,
       });
       await fallback.start();
@@ -199,26 +230,53 @@ export async function startService(
             { activeStreams: control.activeStreams() },
             "shutdown deadline reached: cancelling streams",
           );
-          await control.abortStreams();
+          // A stream blocked on a database that does not answer may not end when cancelled.
+          if (!(await within(control.abortStreams(), CLOSE_TIMEOUT_MS)))
+            logger.warn({}, "streams did not end after cancellation; closing anyway");
         }
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await closed;
-        await cleanup
+        const stopped = cleanup
           ?.stop()
           .catch((err: unknown) =>
             logger.warn({ err: describeError(err) }, "stopping cleanup failed"),
           );
+        if (stopped && !(await within(stopped, CLOSE_TIMEOUT_MS)))
+          logger.warn({}, "the cleanup sweep did not stop in time; closing anyway");
         if (fallback) {
-          const flushed = await fallback.flush().catch(() => false);
-          if (!flushed)
-            logger.warn(
-              { pending: fallback.status().pending },
-              "fallback writes still pending at shutdown",
+          // Pending entries get one more bounded chance to reach Postgres; what does not is
+          // reported (and logged again by close()), never waited for without end.
+          const fb = fallback;
+          let flushed = false;
+          const inTime = await within(
+            fb.flush().then((done) => (flushed = done)),
+            config.server.shutdownTimeout,
+          );
+          if (!flushed) {
+            const { pending, pendingBytes } = fb.status();
+            logger.error(
+              { pending, pendingBytes, timeoutMs: config.server.shutdownTimeout },
+              inTime
+                ? "fallback entries still pending at shutdown (Postgres unreachable): they are lost with this process"
+                : "fallback entries not flushed within server.shutdownTimeout: they are lost with this process",
             );
-          await fallback.close().catch(() => undefined);
+          }
+          if (
+            !(await within(
+              fb.close().catch(() => undefined),
+              CLOSE_TIMEOUT_MS,
+            ))
+          )
+            logger.warn({}, "closing the fallback checkpointer timed out");
         }
-        await db.close();
+        // pool.end() waits for every checked-out connection; one blocked on a black-holed
+        // socket is released only by its query_timeout. Do not wait for that.
+        if (!(await within(db.close(), CLOSE_TIMEOUT_MS)))
+          logger.warn(
+            { timeoutMs: CLOSE_TIMEOUT_MS },
+            "database connections did not close in time (unreachable?); exiting anyway",
+          );
         logger.info({ reason }, "threadline stopped");
       })());
     return { app, server, db, url, shutdown };

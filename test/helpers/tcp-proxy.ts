@@ -9,16 +9,28 @@ export type CutMode =
   /** Accept and never answer: connect timeouts (a black-holed network). */
   | "hold";
 
+/** A forwarded connection: the client's socket and the one to the target. */
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket;
+}
+
 /**
  * A TCP proxy the tests put between a client and Postgres, to cause real network faults:
  * `cut()` destroys every open connection and refuses (or resets, or holds) new ones until
- * `restore()`. No mocks: the client sees exactly the socket errors of a real outage.
+ * `restore()`; `blackHole()` keeps every socket open but silently drops all data, as a network
+ * that lost its NAT or firewall state does, until `heal()`. No mocks: the client sees exactly
+ * the socket behaviour of a real outage.
  */
 export class TcpProxy {
   private server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly pairs = new Set<Pair>();
   private readonly held = new Set<net.Socket>();
+  /** Sockets whose data is dropped: they never carry a byte again, even after heal(). */
+  private readonly holed = new Set<net.Socket>();
   private mode: CutMode | undefined;
+  private blackHoled = false;
   private closed = false;
 
   private constructor(
@@ -57,10 +69,24 @@ export class TcpProxy {
     return this.sockets.size;
   }
 
+  /** True while black-holed. */
+  get isBlackHoled(): boolean {
+    return this.blackHoled;
+  }
+
+  /** Sockets that were black-holed and are still open (the peer has not given up on them). */
+  get deadConnections(): number {
+    return this.holed.size;
+  }
+
   private accept(client: net.Socket): void {
     client.on("error", () => undefined);
     if (this.mode === "reset" || this.closed) {
       client.destroy();
+      return;
+    }
+    if (this.blackHoled) {
+      this.swallow(client);
       return;
     }
     if (this.mode === "hold") {
@@ -79,6 +105,41 @@ export class TcpProxy {
     client.pipe(upstream);
     upstream.pipe(client);
     this.sockets.add(client);
+    const pair = { client, upstream };
+    this.pairs.add(pair);
+    client.on("close", () => this.pairs.delete(pair));
+  }
+
+  /** Keeps a socket open and discards whatever arrives on it; nothing is ever sent back. */
+  private swallow(socket: net.Socket): void {
+    socket.on("error", () => undefined);
+    socket.on("data", () => undefined);
+    this.holed.add(socket);
+    socket.on("close", () => this.holed.delete(socket));
+  }
+
+  /**
+   * Drops every byte in both directions on all open connections, and accepts new connections
+   * only to drop their bytes too (a connect then times out during the handshake). Nothing is
+   * closed or reset: only client-side timeouts can tell. The connections open now stay dead
+   * after heal(), as flows a NAT forgot do.
+   */
+  blackHole(): void {
+    if (this.blackHoled) return;
+    this.blackHoled = true;
+    for (const { client, upstream } of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      this.swallow(client);
+      this.swallow(upstream);
+      this.sockets.delete(client);
+    }
+    this.pairs.clear();
+  }
+
+  /** New connections are forwarded again; the ones black-holed stay dead until their peer closes them. */
+  heal(): void {
+    this.blackHoled = false;
   }
 
   /** Destroys every connection and refuses/resets/holds new ones until restore(). */
@@ -106,9 +167,11 @@ export class TcpProxy {
   /** Stops the proxy and drops every connection. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const s of [...this.sockets, ...this.held]) s.destroy();
+    for (const s of [...this.sockets, ...this.held, ...this.holed]) s.destroy();
     this.sockets.clear();
     this.held.clear();
+    this.holed.clear();
+    this.pairs.clear();
     if (this.mode !== "refuse") await closeServer(this.server);
   }
 }

@@ -101,6 +101,11 @@ describe("PostgresCheckpointer robustness", () => {
     "sp ace",
     "quo'te",
     "pg_temp\u0000",
+    "information_schema",
+    "pg_catalog",
+    "pg_toast",
+    "pg_temp_3",
+    "pg_threadline",
   ])("rejects the invalid schema name %j with INVALID_INPUT", (bad) => {
     let err: unknown;
     try {

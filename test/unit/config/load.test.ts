@@ -96,6 +96,16 @@ describe("loadConfig", () => {
     expect(found.length).toBeGreaterThanOrEqual(6);
   });
 
+  it.each(["information_schema", "pg_catalog", "pg_toast", "pg_mine"])(
+    "refuses the Postgres system schema %j as database.schema, naming the fix",
+    (name) => {
+      const found = problems(() => loadConfig(file(`database:\n  schema: ${name}\n`), { env: {} }));
+      expect(found.join("\n")).toMatch(
+        /database\.schema: .*Postgres system schema.*choose another/,
+      );
+    },
+  );
+
   it("refuses a password written in the file's database.url", () => {
     const path = file("database:\n  url: postgres://app:hunter2@db/prod\n");
     expect(problems(() => loadConfig(path, { env: {} })).join("\n")).toMatch(/contains a password/);
