@@ -88,7 +88,7 @@ describe("thread ownership across two service instances", () => {
     expect({ breaches, lost }).toEqual({ breaches: 0, lost: 0 });
     // B's POST always starts the thread (A's DELETE of an id it does not own changes nothing).
     expect(bWon).toBe(TRIES);
-  });
+  }, 300_000);
 
   it("answers a DELETE of another key's thread exactly like one of an unknown id (404)", async () => {
     const id = `b-owned-${randomUUID()}`;
