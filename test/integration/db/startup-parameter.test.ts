@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres.js";
-import { FallbackCheckpointer } from "../../../src/checkpoint/fallback.js";
+import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
+import { FallbackCheckpointer } from "../../../src/checkpoint/fallback/index.js";
 import { isThreadlineError } from "../../../src/errors.js";
 import { RefusingPooler } from "../../helpers/fake-pooler.js";
 
