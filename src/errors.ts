@@ -23,6 +23,8 @@ export const ERROR_CODES = [
   "SCHEMA_TOO_NEW",
   /** A thread or checkpoint does not exist. */
   "NOT_FOUND",
+  /** The resource exists already, or is busy with another run (HTTP 409). */
+  "CONFLICT",
   /** Data read from storage cannot be decoded. */
   "DATA_CORRUPT",
   /** The in-memory fallback is full: new writes are refused rather than evicting data. */

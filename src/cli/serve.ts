@@ -1,4 +1,10 @@
 import type { Command } from "commander";
+import {
+  graphsFromConfig,
+  graphsFromLangGraphJson,
+  mergeGraphSpecs,
+  parseGraphFlag,
+} from "../graphs/spec.js";
 import { startService } from "../service/composition-root.js";
 import {
   addCommonOptions,
@@ -13,6 +19,7 @@ import {
 interface ServeOptions extends CommonOptions {
   port?: string;
   host?: string;
+  graph?: string[];
 }
 
 function parsePort(value: string): number {
@@ -23,7 +30,7 @@ function parsePort(value: string): number {
 }
 
 /**
- * `threadline serve [--port N] [--host H]`: runs the HTTP service and the cleanup schedule until
+ * `threadline serve [--port N] [--host H] [--graph name=path:export]...`: runs the HTTP service and the cleanup schedule until
  * SIGTERM or SIGINT, then shuts down gracefully (readiness 503, streams finish or are cancelled
  * within `server.shutdownTimeout`, cleanup stops, pools close) and exits 0. A second signal
  * during the shutdown exits at once with 1.
@@ -37,6 +44,11 @@ export function registerServeCommand(program: Command): void {
       .option(
         "--host <address>",
         "address to bind (default 127.0.0.1 without API keys, 0.0.0.0 with them)",
+      )
+      .option(
+        "--graph <name=path:export>",
+        "serve a LangGraph graph (repeatable; also config graphs: and ./langgraph.json)",
+        (value: string, previous: string[] = []) => [...previous, value],
       ),
   ).action((opts: ServeOptions) =>
     runCommand(async () => {
@@ -45,7 +57,13 @@ export function registerServeCommand(program: Command): void {
       if (opts.host !== undefined) server.host = opts.host;
       const config = loadCliConfig(opts, { server });
       const logger = createCliLogger(config.log.level);
-      const service = await startService(config, { logger });
+      const cwd = process.cwd();
+      const graphs = mergeGraphSpecs(
+        graphsFromLangGraphJson(cwd),
+        graphsFromConfig(config.graphs, cwd),
+        (opts.graph ?? []).map((value) => parseGraphFlag(value, cwd)),
+      );
+      const service = await startService(config, { logger, graphs });
 
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         process.once("SIGTERM", () => resolve("SIGTERM"));

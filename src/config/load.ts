@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
@@ -197,6 +198,11 @@ export function loadConfig(path?: string, options: LoadConfigOptions = {}): Thre
   const result = configSchema.safeParse(tree);
   if (!result.success) problems.push(...result.error.issues.map(describeIssue));
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  // Graph paths in the file are relative to the file, wherever the process was started.
+  const base = existsSync(file) ? dirname(resolve(file)) : process.cwd();
+  for (const [name, target] of Object.entries(result.data.graphs)) {
+    if (!isAbsolute(target)) result.data.graphs[name] = resolve(base, target);
+  }
   return result.data;
 }
 

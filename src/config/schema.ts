@@ -161,6 +161,11 @@ export const configSchema = strict({
     /** System prompt sent before the conversation on every model call (not stored in the thread). */
     systemPrompt: z.string().min(1).optional(),
   }).prefault({}),
+  /**
+   * User LangGraph graphs to serve: name -> "path:export" (paths relative to the config file).
+   * `--graph` flags and a langgraph.json in the working directory add to these.
+   */
+  graphs: z.record(z.string(), z.string().min(1)).default({}),
   log: strict({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   }).prefault({}),

@@ -16,6 +16,14 @@ import { pinoHttp } from "pino-http";
 import { Registry } from "prom-client";
 import { buildChatGraph } from "../graphs/chat/graph.js";
 import type { CleanupLastRun } from "../cleanup/schedule.js";
+import {
+  builtInGraph,
+  GraphRegistry,
+  type GraphModule,
+  type ServableGraph,
+} from "../graphs/load.js";
+import { ThreadStore } from "../runs/threads.js";
+import { agentServerRoutes, registerAgentServerMetrics } from "./agent-server/index.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { ThreadlineError } from "../errors.js";
@@ -61,6 +69,13 @@ export interface AppDeps {
    * package's `dist/web`; `false` serves no page.
    */
   webRoot?: string | false;
+  /**
+   * User graphs (see `loadGraphs`), served by the Agent Server routes next to the built-in
+   * `chat` graph (a user graph named `chat` replaces it there). Default: none.
+   */
+  graphs?: readonly GraphModule[];
+  /** Version reported by `GET /info`. Default `0.0.0`. */
+  version?: string;
 }
 
 /** Lifecycle controls for graceful shutdown. */
@@ -135,6 +150,22 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     model: deps.model,
     ...(config.model.systemPrompt !== undefined ? { systemPrompt: config.model.systemPrompt } : {}),
   });
+  const userGraphs = (deps.graphs ?? []).map((g) => g.bind(checkpointer));
+  const graphs = new GraphRegistry(
+    [
+      ...(userGraphs.some((g) => g.name === "chat")
+        ? []
+        : [
+            builtInGraph(
+              "chat",
+              graph as unknown as ServableGraph,
+              "Threadline's built-in chat graph",
+            ),
+          ]),
+      ...userGraphs,
+    ],
+    "chat",
+  );
   const owners =
     auth.enabled && db ? new ThreadOwners(db.pool, { schema: config.database.schema }) : undefined;
   const state: ServiceState = { draining: false, streams: new Set() };
@@ -255,6 +286,32 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     }),
     status,
   );
+
+  if (db) {
+    // LangGraph's Agent Server API at the root (needs Postgres for threads and runs).
+    app.use(
+      agentServerRoutes(
+        {
+          graphs,
+          threads: new ThreadStore(db.pool, config.database.schema),
+          checkpointer,
+          ...(owners ? { owners } : {}),
+          state,
+          metrics: registerAgentServerMetrics(registry),
+          logger,
+        },
+        {
+          before: [
+            identify(auth),
+            limiter,
+            requireApiKey(auth),
+            express.json({ limit: config.server.bodyLimit }),
+          ],
+        },
+        { version: deps.version ?? "0.0.0" },
+      ),
+    );
+  }
 
   app.use((_req: Request, _res: Response, next: NextFunction) => {
     next(new ThreadlineError("NOT_FOUND", "no such route"));

@@ -58,10 +58,17 @@ export function principalOf(locals: Record<string, unknown>): Principal | undefi
   return (locals as ServiceLocals).principal;
 }
 
-/** Records the caller's principal (if the token is valid) without rejecting anything yet. */
+/**
+ * Records the caller's principal (if the `Authorization: Bearer` token or the `x-api-key` header
+ * holds a configured key) without rejecting anything yet.
+ */
 export function identify(auth: ApiKeyAuth): RequestHandler {
   return (req, res, next) => {
-    const principal = auth.authenticate(req.headers.authorization);
+    // `Authorization: Bearer <key>`, or `x-api-key: <key>` (what LangGraph's SDK sends).
+    const xApiKey = req.headers["x-api-key"];
+    const principal =
+      auth.authenticate(req.headers.authorization) ??
+      (typeof xApiKey === "string" ? auth.authenticate(`Bearer ${xApiKey.trim()}`) : undefined);
     if (principal) (res.locals as ServiceLocals).principal = principal;
     next();
   };
@@ -78,7 +85,7 @@ export function requireApiKey(auth: ApiKeyAuth): RequestHandler {
     next(
       new ThreadlineError(
         "UNAUTHORIZED",
-        "a valid API key is required: Authorization: Bearer <key>",
+        "a valid API key is required: Authorization: Bearer <key> or x-api-key: <key>",
       ),
     );
   };

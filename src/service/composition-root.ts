@@ -15,6 +15,8 @@ import { openDatabase, type Database } from "../db/database.js";
 import { isConnectionError } from "../db/errors.js";
 import { probeFreshConnection } from "../db/probe.js";
 import { migrate } from "../db/migrator.js";
+import { loadGraphs } from "../graphs/load.js";
+import type { GraphSpec } from "../graphs/spec.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { createApp, type ThreadlineApp } from "../http/app.js";
 import { describeError } from "../http/errors.js";
@@ -70,6 +72,11 @@ export interface StartServiceOptions {
   cleanup?: boolean;
   /** Folder of the built page served at `/` (see `AppDeps.webRoot`). Default `dist/web`. */
   webRoot?: string | false;
+  /**
+   * User graphs to serve (see `mergeGraphSpecs`); loaded before anything else starts, so a
+   * graph that does not load fails the start with CONFIG_INVALID. Default: none.
+   */
+  graphs?: readonly GraphSpec[];
 }
 
 /** A running service. */
@@ -106,6 +113,8 @@ export async function startService(
   const schema = config.database.schema;
 
   const { model, info } = createChatModel(config.model);
+  const graphs = await loadGraphs(options.graphs ?? []);
+  for (const g of graphs) logger.info({ graph: g.name, origin: g.origin }, "graph loaded");
   const db = await openDatabase(config, logger);
   let cleanup: CleanupSchedule | undefined;
   let fallback: FallbackCheckpointer | undefined;
@@ -171,6 +180,7 @@ export async function startService(
       logger,
       db,
       registry,
+      graphs,
       ...(fb ? { fallbackStatus: () => fb.status() } : {}),
       cleanupStatus: () => cleanup?.lastRun(),
       ...(options.webRoot !== undefined ? { webRoot: options.webRoot } : {}),
