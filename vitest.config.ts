@@ -11,6 +11,8 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     globals: true,
+    // A PgBouncer in transaction mode of the run's own, for the pooler tests.
+    globalSetup: ["test/setup/pgbouncer.ts"],
     reporters: ["default"],
   },
 });

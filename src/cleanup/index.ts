@@ -8,7 +8,7 @@ export {
 } from "./run.js";
 export {
   startCleanupSchedule,
-  CLEANUP_LOCK_CLASS,
+  CLEANUP_LOCK_NAME,
   type CleanupSchedule,
   type CleanupLastRun,
   type CleanupScheduleOptions,

@@ -1,19 +1,24 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import cron, { type Logger as CronLogger, type ScheduledTask } from "node-cron";
 import type pg from "pg";
 import type { Registry } from "prom-client";
 import type { ThreadlineConfig } from "../config/schema.js";
-import { classifyDbError, toThreadlineError } from "../db/errors.js";
+import { toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
+import { claimRunLock, releaseRunLock, type RunLockClaim } from "../db/run-lock.js";
 import { ThreadlineError } from "../errors.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { createCleanupMetrics, type CleanupMetrics } from "./metrics.js";
 import { DEFAULT_CLEANUP_PAUSE, runCleanup, type CleanupResult, type Queryable } from "./run.js";
 
 /**
- * Advisory-lock namespace of the sweep (first int of the two-int key; the second is the schema's
- * hash), distinct from the migrator's, so one sweep per schema runs across all instances.
+ * Name of the sweep's row in `<schema>.threadline_run_locks`: one sweep per schema at a time,
+ * and one per cron tick, across all instances.
  */
-export const CLEANUP_LOCK_CLASS = 0x74_6c_63_6c; // "tlcl"
+export const CLEANUP_LOCK_NAME = "cleanup";
+/** How long a dead instance's lock outlives `maxRuntime` before another may take it over. */
+const LOCK_MARGIN_MS = 120_000;
 
 /** Options of {@link startCleanupSchedule}. */
 export interface CleanupScheduleOptions {
@@ -42,8 +47,11 @@ export interface CleanupScheduleOptions {
 /** What one scheduled (or `runNow`) run did. */
 export type CleanupRunOutcome =
   | { status: "success"; result: CleanupResult }
-  /** `locked`: another instance is sweeping; `busy`: this one still is; `stopped`: shut down. */
-  | { status: "skipped"; reason: "locked" | "busy" | "stopped" }
+  /**
+   * `locked`: another instance is sweeping; `taken`: another instance already swept this cron
+   * tick; `busy`: this instance still is; `stopped`: shut down.
+   */
+  | { status: "skipped"; reason: "locked" | "taken" | "busy" | "stopped" }
   | { status: "failure"; error: ThreadlineError };
 
 /** The most recent run of this instance's schedule (or `runNow`), for status pages. */
@@ -73,13 +81,13 @@ export interface CleanupSchedule {
 
 /**
  * Starts the TTL sweep on `cleanup.schedule` (node-cron, UTC, no overlapping runs). Each run
- * checks out ONE connection, takes a session advisory lock on it with `pg_try_advisory_lock`
- * (so across service instances only one sweeps at a time and the others skip), runs
- * {@link runCleanup} on that same connection, then unlocks and returns it. A session lock is
- * never taken through `pool.query`, which could unlock on a different connection and leak the
- * lock on the pooled one. With a one-connection pool (the embedded database: one process, no
- * other instance) the lock is skipped and batches go through the pool, so requests get the
- * connection between batches. Every run is logged and counted in the metrics.
+ * first claims the `cleanup` row of `threadline_run_locks` for its cron tick (one autocommit
+ * statement, see run-lock.ts): across service instances exactly one sweeps per tick and the
+ * others skip, also through a transaction-mode pooler, where a session advisory lock would land
+ * on a random server connection. The batches of {@link runCleanup} go through the pool (a
+ * one-connection pool lets requests in between them); the lock is released at the end, and a
+ * holder that died frees it after `maxRuntime` plus two minutes. Every run is logged and
+ * counted in the metrics.
  *
  * @throws ThreadlineError CONFIG_INVALID when the cron expression is invalid.
  */
@@ -97,54 +105,54 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
     );
   }
 
+  const holder = `${hostname()}:${process.pid}:${randomUUID()}`;
   const abort = new AbortController();
   let stopped = false;
   let current: Promise<CleanupRunOutcome> | undefined;
   let last: CleanupLastRun | undefined;
 
-  async function sweep(): Promise<CleanupRunOutcome> {
-    let client: pg.PoolClient;
+  async function sweep(tick: Date | undefined): Promise<CleanupRunOutcome> {
+    const lock = {
+      schema,
+      name: CLEANUP_LOCK_NAME,
+      holder,
+      // A run stops starting batches after maxRuntime; the margin covers the batch in flight.
+      ttlMs: cleanup.maxRuntime + LOCK_MARGIN_MS,
+      ...(tick ? { tick } : {}),
+    };
+    let claim: RunLockClaim;
     try {
-      client = await pool.connect();
+      claim = await claimRunLock(pool, lock);
     } catch (err) {
-      return failed(toThreadlineError(err, "connecting for cleanup"));
+      return failed(toThreadlineError(err, "claiming the cleanup lock"));
     }
-    let locked = false;
-    let discard = false;
-    try {
-      const lock = await client.query<{ locked: boolean }>(
-        "SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS locked",
-        [CLEANUP_LOCK_CLASS, schema],
+    if (claim !== "claimed") {
+      metrics.runs.inc({ outcome: "skipped" });
+      logger.info(
+        { schema, ...(tick ? { tick: tick.toISOString() } : {}) },
+        claim === "locked"
+          ? "cleanup skipped: another instance is sweeping"
+          : "cleanup skipped: another instance swept this tick",
       );
-      locked = lock.rows[0]?.locked === true;
-      if (!locked) {
-        metrics.runs.inc({ outcome: "skipped" });
-        logger.info({ schema }, "cleanup skipped: another instance is sweeping");
-        return { status: "skipped", reason: "locked" };
-      }
-      return await sweepOn(client);
+      return { status: "skipped", reason: claim };
+    }
+    try {
+      return await sweepOn(pool, tick);
     } catch (err) {
-      // A dead connection must not go back to the pool; the server drops its lock with it.
-      discard = classifyDbError(err) === "DB_UNAVAILABLE";
       return failed(toThreadlineError(err, "cleanup run"));
     } finally {
-      if (locked && !discard) {
-        try {
-          await client.query("SELECT pg_advisory_unlock($1::int, hashtext($2))", [
-            CLEANUP_LOCK_CLASS,
-            schema,
-          ]);
-        } catch {
-          // Unknown lock state: destroying the connection is the only way to be sure it is gone.
-          discard = true;
-        }
-      }
-      client.release(discard);
+      // If this fails (database gone), the lock frees itself after its ttl.
+      await releaseRunLock(pool, lock).catch((err: unknown) =>
+        logger.warn(
+          { schema, err: { message: (err as Error).message } },
+          "cleanup lock not released; it expires on its own",
+        ),
+      );
     }
   }
 
   /** Runs the batches on `db` and records the run; throws what runCleanup throws. */
-  async function sweepOn(db: Queryable): Promise<CleanupRunOutcome> {
+  async function sweepOn(db: Queryable, tick: Date | undefined): Promise<CleanupRunOutcome> {
     const result = await runCleanup(db, {
       schema,
       ttlMs: cleanup.ttl,
@@ -164,6 +172,7 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
     logger.info(
       {
         schema,
+        ...(tick ? { tick: tick.toISOString() } : {}),
         threadsDeleted: result.threadsDeleted,
         checkpointsDeleted: result.checkpointsDeleted,
         historyCheckpointsDeleted: result.historyCheckpointsDeleted,
@@ -176,19 +185,6 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
     return { status: "success", result };
   }
 
-  /**
-   * A one-connection pool (the embedded database) belongs to a single process, so there is no
-   * other instance to exclude, and holding its only connection for a whole run would stall every
-   * request: batches go through the pool instead, letting requests in between them.
-   */
-  async function sweepShared(): Promise<CleanupRunOutcome> {
-    try {
-      return await sweepOn(pool);
-    } catch (err) {
-      return failed(toThreadlineError(err, "cleanup run"));
-    }
-  }
-
   function failed(error: ThreadlineError): CleanupRunOutcome {
     metrics.runs.inc({ outcome: "failure" });
     logger.error(
@@ -198,10 +194,10 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
     return { status: "failure", error };
   }
 
-  async function runNow(): Promise<CleanupRunOutcome> {
+  async function run(tick: Date | undefined): Promise<CleanupRunOutcome> {
     if (stopped) return { status: "skipped", reason: "stopped" };
     if (current) return { status: "skipped", reason: "busy" };
-    current = (pool.options.max ?? 10) <= 1 ? sweepShared() : sweep();
+    current = sweep(tick);
     try {
       const outcome = await current;
       last = { at: new Date(), outcome };
@@ -213,7 +209,7 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
 
   let task: ScheduledTask | undefined;
   if (enabled) {
-    task = cron.schedule(cleanup.schedule, () => runNow(), {
+    task = cron.schedule(cleanup.schedule, (context) => run(context.date), {
       name: `threadline-cleanup-${schema}`,
       timezone: "UTC",
       noOverlap: true,
@@ -227,7 +223,7 @@ export function startCleanupSchedule(options: CleanupScheduleOptions): CleanupSc
   return {
     metrics,
     enabled,
-    runNow,
+    runNow: () => run(undefined),
     lastRun: () => last,
     isRunning: () => current !== undefined,
     async stop() {

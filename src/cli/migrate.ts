@@ -43,7 +43,7 @@ export function registerMigrateCommand(program: Command): void {
           }
           return;
         }
-        const result = await migrate(db.pool, { schema, logger });
+        const result = await migrate(db.sessionPool, { schema, logger });
         if (opts.json) {
           process.stdout.write(
             `${JSON.stringify({ schema, dryRun: false, applied: result.applied })}\n`,

@@ -26,6 +26,7 @@ const SECRET_PATHS = new Set(["auth.apiKeys", "model.apiKey"]);
 /** Optional leaves have no default, so they are listed here to get a THREADLINE_* name too. */
 const OPTIONAL_LEAVES: Record<string, "string"> = {
   "database.url": "string",
+  "database.directUrl": "string",
   "model.baseUrl": "string",
   "model.apiKey": "string",
   "server.host": "string",
@@ -140,6 +141,16 @@ function findLiteralSecrets(raw: unknown, problems: string[]): void {
   if (typeof url === "string" && !url.includes("${") && /:\/\/[^/@]*:[^/@]+@/.test(url)) {
     problems.push(
       "database.url: the file contains a password; use url: ${DATABASE_URL} and set DATABASE_URL in the environment",
+    );
+  }
+  const directUrl = getPath(raw, "database.directUrl");
+  if (
+    typeof directUrl === "string" &&
+    !directUrl.includes("${") &&
+    /:\/\/[^/@]*:[^/@]+@/.test(directUrl)
+  ) {
+    problems.push(
+      "database.directUrl: the file contains a password; use directUrl: ${DIRECT_DATABASE_URL} (any variable name) and set it in the environment",
     );
   }
 }

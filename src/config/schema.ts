@@ -46,6 +46,11 @@ export const configSchema = strict({
   database: strict({
     /** Connection string; from DATABASE_URL. Empty means "use the embedded database". */
     url: z.string().optional(),
+    /**
+     * A direct connection string (bypassing a transaction-mode pooler such as PgBouncer) for
+     * what needs a real session: migrations, and LISTEN/NOTIFY. Unset = `url` is used for all.
+     */
+    directUrl: z.string().optional(),
     schema: schemaName.default("public"),
     applicationName: z.string().min(1).max(63).default("threadline"),
     statementTimeout: duration("30s").default(30_000),

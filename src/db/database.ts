@@ -7,6 +7,11 @@ import { createPool, poolStats, type PoolStats } from "./pool.js";
 export interface Database {
   kind: "postgres" | "embedded";
   pool: pg.Pool;
+  /**
+   * A pool for what needs a real session (migrations, LISTEN/NOTIFY): on `database.directUrl`
+   * when set (a connection that bypasses a transaction-mode pooler), otherwise `pool` itself.
+   */
+  sessionPool: pg.Pool;
   /** Connection string without credentials, safe to log. */
   description: string;
   stats(): PoolStats;
@@ -47,12 +52,31 @@ export async function openDatabase(config: ThreadlineConfig, logger: Logger): Pr
     });
     const description = redactUrl(db.url);
     logger.info({ database: description }, "using PostgreSQL");
+    const sessionPool = db.directUrl
+      ? createPool({
+          connectionString: db.directUrl,
+          applicationName: db.applicationName,
+          max: 2,
+          idleTimeoutMs: db.pool.idleTimeout,
+          recycleMs: db.pool.recycle,
+          connectTimeoutMs: db.connectTimeout,
+          statementTimeoutMs: db.statementTimeout,
+          keepAlive: db.keepAlive,
+          logger,
+        })
+      : pool;
+    if (db.directUrl)
+      logger.info({ direct: redactUrl(db.directUrl) }, "direct connection for sessions");
     return {
       kind: "postgres",
       pool,
+      sessionPool,
       description,
       stats: () => poolStats(pool),
-      close: () => pool.end(),
+      close: async () => {
+        await pool.end();
+        if (sessionPool !== pool) await sessionPool.end();
+      },
     };
   }
   const { openEmbeddedDatabase } = await import("./embedded.js");

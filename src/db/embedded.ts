@@ -272,7 +272,14 @@ export async function openEmbeddedDatabase(
       if (!closing)
         logger.error({ code, signal }, "the embedded database server stopped unexpectedly");
     });
-    return { kind: "embedded", pool, description, stats: () => poolStats(pool), close };
+    return {
+      kind: "embedded",
+      pool,
+      sessionPool: pool,
+      description,
+      stats: () => poolStats(pool),
+      close,
+    };
   } catch (err) {
     stopChildSync();
     if (child) await Promise.race([once(child, "exit"), sleep(STOP_TIMEOUT_MS)]);

@@ -79,19 +79,22 @@ export interface MigrateOptions {
 }
 
 /**
- * Brings `schema` up to date. Safe to call from many processes at once: the run holds an
- * advisory lock on one dedicated connection, each file runs in its own transaction that inserts
- * its ledger row first (a racing migrator fails on the primary key instead of applying twice),
- * applied files are checked against their checksums, and a database migrated by a newer
- * Threadline is refused.
- */
-/**
  * Client-side bound on one migration statement (and on waiting for the migration lock): 24 h.
  * Migrations lift `statement_timeout`; this only keeps a black-holed connection from hanging a
  * migrator for ever.
  */
 export const MIGRATION_QUERY_TIMEOUT_MS = 86_400_000;
 
+/**
+ * Brings `schema` up to date. Safe to call from many processes at once, also through a
+ * transaction-mode pooler (PgBouncer): the whole run is ONE transaction that first takes a
+ * transaction-level advisory lock (`pg_advisory_xact_lock`, which, unlike a session lock, lives
+ * exactly as long as the transaction on whatever server connection the pooler picked), then
+ * creates the schema and ledger, checks the applied files' checksums, refuses a database
+ * migrated by a newer Threadline, and applies each pending file, behind its own savepoint, after
+ * inserting its ledger row. A racing migrator waits for the lock, then finds every file applied.
+ * A failing file is rolled back with its ledger row; the files before it are committed.
+ */
 export async function migrate(
   pool: pg.Pool,
   options: MigrateOptions = {},
@@ -107,17 +110,24 @@ export async function migrate(
     throw toThreadlineError(err, "connecting to run migrations");
   }
   let broken = false;
+  let outcome: {
+    applied: MigrationResult["applied"];
+    alreadyApplied: number;
+    failure: unknown;
+  };
   try {
-    // DDL may legitimately run longer than the service's statement_timeout, and waiting for
-    // another migrator's lock too: both get a client-side bound of their own instead of the
-    // pool's query_timeout (which is derived from statement_timeout).
-    await client.query("SET statement_timeout = 0");
-    await client.query({
-      text: "SELECT pg_advisory_lock($1::int, hashtext($2))",
-      values: [LOCK_CLASS, schema],
-      query_timeout: MIGRATION_QUERY_TIMEOUT_MS,
-    } as pg.QueryConfig);
+    await client.query("BEGIN");
     try {
+      // DDL may legitimately run longer than the service's statement_timeout. SET LOCAL ends
+      // with the transaction, so no setting leaks into a pooler's shared server connection.
+      await client.query("SET LOCAL statement_timeout = 0");
+      // Waiting for another migrator's lock gets a client-side bound of its own instead of the
+      // pool's query_timeout (which is derived from statement_timeout).
+      await client.query({
+        text: "SELECT pg_advisory_xact_lock($1::int, hashtext($2))",
+        values: [LOCK_CLASS, schema],
+        query_timeout: MIGRATION_QUERY_TIMEOUT_MS,
+      } as pg.QueryConfig);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
       await client.query(ledgerSql(quoted));
       const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
@@ -126,9 +136,12 @@ export async function migrate(
       checkLedger(rows, migrations, schema);
       const done = new Set(rows.map((r) => r.version));
       const applied: MigrationResult["applied"] = [];
+      let failure: unknown;
       for (const migration of migrations) {
         if (done.has(migration.version)) continue;
-        await client.query("BEGIN");
+        // Each file behind its own savepoint: a failing file is undone with its ledger row,
+        // the files before it stay applied (as if each had committed on its own).
+        await client.query("SAVEPOINT threadline_migration");
         try {
           await client.query(
             `INSERT INTO ${quoted}.threadline_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
@@ -138,26 +151,31 @@ export async function migrate(
             text: renderMigration(migration, schema),
             query_timeout: MIGRATION_QUERY_TIMEOUT_MS,
           } as pg.QueryConfig);
-          await client.query("COMMIT");
+          await client.query("RELEASE SAVEPOINT threadline_migration");
         } catch (err) {
-          await client.query("ROLLBACK").catch(() => undefined);
-          throw err;
+          await client.query("ROLLBACK TO SAVEPOINT threadline_migration");
+          failure = err;
+          break;
         }
         applied.push({ version: migration.version, name: migration.name });
-        logger.info(
-          { schema, version: migration.version, name: migration.name },
-          "migration applied",
-        );
       }
-      return { schema, applied, alreadyApplied: done.size };
-    } finally {
-      await client.query("SELECT pg_advisory_unlock($1::int, hashtext($2))", [LOCK_CLASS, schema]);
+      await client.query("COMMIT");
+      outcome = { applied, alreadyApplied: done.size, failure };
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
     }
+    for (const m of outcome.applied) {
+      logger.info({ schema, version: m.version, name: m.name }, "migration applied");
+    }
+    if (outcome.failure !== undefined)
+      throw toThreadlineError(outcome.failure, `migrating schema ${schema}`);
+    return { schema, applied: outcome.applied, alreadyApplied: outcome.alreadyApplied };
   } catch (err) {
     broken = !(err instanceof ThreadlineError);
     throw toThreadlineError(err, `migrating schema ${schema}`);
   } finally {
-    // A connection whose session lock state is unknown is not returned to the pool.
+    // A connection that failed mid-transaction is not returned to the pool.
     client.release(broken);
   }
 }

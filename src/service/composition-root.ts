@@ -120,7 +120,7 @@ export async function startService(
   let fallback: FallbackCheckpointer | undefined;
   try {
     try {
-      const migrated = await migrate(db.pool, { schema, logger });
+      const migrated = await migrate(db.sessionPool, { schema, logger });
       logger.info({ schema, applied: migrated.applied.length }, "database schema up to date");
     } catch (err) {
       // With the fallback on, an unreachable Postgres at start is an outage like any other:

@@ -83,7 +83,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   readonly schema: string;
   readonly storage: "delta" | "full";
   private readonly statements: Statements;
-  private readonly prepared: boolean;
+  private prepared: boolean;
   private readonly retry: RetryOptions;
   private readonly deltas: DeltaCache;
   private readonly maxDeltaDepth: number;
@@ -167,14 +167,41 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     values: unknown[],
     what: string,
   ): Promise<pg.QueryResult<R>> {
-    const config: pg.QueryConfig = this.prepared
-      ? { name: stmt.name, text: stmt.text, values }
-      : { text: stmt.text, values };
+    const unnamed: pg.QueryConfig = { text: stmt.text, values };
     try {
-      return await withRetry(() => this.lease.query<R>(config), this.retry);
+      return await withRetry(async () => {
+        const named = this.prepared;
+        try {
+          return await this.lease.query<R>(named ? { name: stmt.name, ...unnamed } : unnamed);
+        } catch (err) {
+          if (!named || !isPreparedStatementMismatch(err)) throw err;
+          if (this.prepared) this.usePlainStatements(err);
+          return await this.lease.query<R>(unnamed);
+        }
+      }, this.retry);
     } catch (err) {
       throw toThreadlineError(err, what);
     }
+  }
+
+  /**
+   * A transaction-mode pooler (PgBouncer) between us and Postgres hands each statement to any
+   * server connection, where a statement `pg` prepared elsewhere is missing (26000) or one of
+   * the same name already exists (42P05). Nothing ran (the error comes from Parse or Bind), so
+   * the call is retried unnamed, and every later one is unnamed too: correct on any server
+   * connection, at the cost of planning each statement.
+   */
+  private usePlainStatements(err: unknown): void {
+    this.prepared = false;
+    this.logger.warn(
+      { code: (err as { code?: string }).code },
+      "the server lost or duplicated a prepared statement (a transaction-mode pooler such as PgBouncer is in between): using unnamed statements from now on; set preparedStatements: false (database.preparedStatements) to say so up front",
+    );
+  }
+
+  /** Whether this checkpointer still uses named prepared statements (see preparedStatements). */
+  get usesPreparedStatements(): boolean {
+    return this.prepared;
   }
 
   // ---------------------------------------------------------------- reads
@@ -493,4 +520,10 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const n = Number.parseInt(String(current).split(".")[0] ?? "", 10);
     return Number.isFinite(n) ? n + 1 : 1;
   }
+}
+
+/** 26000 "prepared statement does not exist", 42P05 "prepared statement already exists". */
+function isPreparedStatementMismatch(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "26000" || code === "42P05";
 }

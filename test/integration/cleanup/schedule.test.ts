@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
-  CLEANUP_LOCK_CLASS,
+  CLEANUP_LOCK_NAME,
   startCleanupSchedule,
   type CleanupSchedule,
 } from "../../../src/cleanup/index.js";
@@ -66,8 +66,8 @@ const sweepLocksHeld = async () =>
   Number(
     (
       await pool.query<{ n: string }>(
-        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::int::oid",
-        [CLEANUP_LOCK_CLASS],
+        `SELECT count(*) AS n FROM ${q}.threadline_run_locks WHERE name = $1 AND locked_until > now()`,
+        [CLEANUP_LOCK_NAME],
       )
     ).rows[0]!.n,
   );
@@ -123,7 +123,7 @@ describe("the cleanup schedule", () => {
     expect(await schedule.runNow()).toEqual({ status: "skipped", reason: "stopped" });
   });
 
-  it("lets only one instance sweep at a time through an advisory lock on one connection", async () => {
+  it("lets only one instance sweep at a time through its row in threadline_run_locks", async () => {
     await seedThreads(pool, schema, { prefix: "l-old-", threads: 5, checkpoints: 1 });
     await backdate(pool, schema, "l-old-", "8 days");
     const registry = new Registry();
@@ -137,22 +137,20 @@ describe("the cleanup schedule", () => {
     expect(schedule.enabled).toBe(false);
     expect(schedule.lastRun()).toBeUndefined();
 
-    const other = await pool.connect();
-    try {
-      await other.query("SELECT pg_advisory_lock($1::int, hashtext($2))", [
-        CLEANUP_LOCK_CLASS,
-        schema,
-      ]);
-      expect(await schedule.runNow()).toEqual({ status: "skipped", reason: "locked" });
-      expect((await countRows(pool, schema, "l-old-")).threads).toBe(5);
-      expect(schedule.lastRun()?.outcome).toEqual({ status: "skipped", reason: "locked" });
-      await other.query("SELECT pg_advisory_unlock($1::int, hashtext($2))", [
-        CLEANUP_LOCK_CLASS,
-        schema,
-      ]);
-    } finally {
-      other.release();
-    }
+    // Another instance holds the lock (it would free itself at locked_until).
+    await pool.query(
+      `INSERT INTO ${q}.threadline_run_locks (name, holder, locked_until) VALUES ($1, 'other', now() + interval '1 hour')
+       ON CONFLICT (name) DO UPDATE SET holder = 'other', locked_until = now() + interval '1 hour'`,
+      [CLEANUP_LOCK_NAME],
+    );
+    expect(await schedule.runNow()).toEqual({ status: "skipped", reason: "locked" });
+    expect((await countRows(pool, schema, "l-old-")).threads).toBe(5);
+    expect(schedule.lastRun()?.outcome).toEqual({ status: "skipped", reason: "locked" });
+    // Its holder died: once locked_until passes, the lock is free again.
+    await pool.query(
+      `UPDATE ${q}.threadline_run_locks SET locked_until = now() - interval '1 second' WHERE name = $1`,
+      [CLEANUP_LOCK_NAME],
+    );
     const outcome = await schedule.runNow();
     expect(outcome).toMatchObject({ status: "success", result: { threadsDeleted: 5 } });
     // lastRun() (the page's ops panel) reports the run that just ended.
@@ -162,6 +160,36 @@ describe("the cleanup schedule", () => {
     expect(pool.idleCount).toBe(pool.totalCount);
     expect(await runsOf(registry, "skipped")).toBe(1);
     await schedule.stop();
+  });
+
+  it("three instances on one schedule sweep once per tick between them", async () => {
+    await seedThreads(pool, schema, { prefix: "t-old-", threads: 20, checkpoints: 1 });
+    await backdate(pool, schema, "t-old-", "8 days");
+    const pools = [testPool(2), testPool(2), testPool(2)];
+    const logs = pools.map(() => captureLogger());
+    try {
+      const instances = pools.map((p, i) =>
+        startCleanupSchedule({ pool: p, schema, cleanup: cleanupConfig, logger: logs[i]!.logger }),
+      );
+      const ticksOf = (msg: string) =>
+        logs.flatMap((l) =>
+          l.lines.filter((x) => x.msg === msg).map((x) => (x.obj as { tick: string }).tick),
+        );
+      await until(() => Promise.resolve(ticksOf("cleanup run done").length >= 4), 20_000);
+      await Promise.all(instances.map((s) => s.stop()));
+      const done = ticksOf("cleanup run done");
+      expect(new Set(done).size).toBe(done.length);
+      // Every tick some instance saw was swept by exactly one of them.
+      const seen = new Set([
+        ...done,
+        ...ticksOf("cleanup skipped: another instance swept this tick"),
+      ]);
+      for (const tick of seen) expect(done.filter((t) => t === tick)).toHaveLength(1);
+      expect((await countRows(pool, schema, "t-old-")).threads).toBe(0);
+      expect(logs.flatMap((l) => l.lines.filter((x) => x.level === "error"))).toEqual([]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
   });
 
   it("two instances started together: one sweeps, the other skips, and nothing is deleted twice", async () => {

@@ -8,21 +8,30 @@ import { createPool } from "../../../src/db/pool.js";
 import { TEST_DATABASE_URL } from "../../helpers/db.js";
 import type { TcpProxy } from "../../helpers/tcp-proxy.js";
 
-/** A PostgresCheckpointer whose pool goes through the proxy, wrapped in a FallbackCheckpointer. */
+/**
+ * A PostgresCheckpointer whose pool goes through the proxy, wrapped in a FallbackCheckpointer.
+ * `target` is the URL the proxy forwards to (default the test database; a pooler's URL puts the
+ * pooler behind the proxy), with prepared statements off for a transaction-mode pooler.
+ */
 export function saverBehind(
   proxy: TcpProxy,
   schema: string,
   options: FallbackCheckpointerOptions = {},
   applicationName = "tl_fallback_test",
+  target: { url: string; preparedStatements: boolean } = {
+    url: TEST_DATABASE_URL,
+    preparedStatements: true,
+  },
 ): { pool: pg.Pool; primary: PostgresCheckpointer; fallback: FallbackCheckpointer } {
   const pool = createPool({
-    connectionString: proxy.url(TEST_DATABASE_URL),
+    connectionString: proxy.url(target.url),
     applicationName,
     max: 4,
     connectTimeoutMs: 1_000,
   });
   const primary = new PostgresCheckpointer(pool, {
     schema,
+    preparedStatements: target.preparedStatements,
     retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 50 },
   });
   const fallback = new FallbackCheckpointer(primary, {
