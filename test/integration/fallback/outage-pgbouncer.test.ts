@@ -54,12 +54,12 @@ describe("FallbackCheckpointer through PgBouncer", () => {
     }
     expect(fallback.status().pending).toBeGreaterThan(0);
     await proxy.restore();
-    await waitFor(() => fallback!.status().mode === "primary", 20_000, "recovery");
+    await waitFor(() => fallback!.status().mode === "primary", 60_000, "recovery");
     expect(fallback.status()).toMatchObject({ pending: 0, failed: 0 });
     await say();
 
     const fresh = new PostgresCheckpointer(admin, { schema });
     const latest = await fresh.getTuple({ configurable: { thread_id: thread } });
     expectTurns(latest!.checkpoint.channel_values.messages as BaseMessage[], turn);
-  });
+  }, 120_000);
 });
