@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import type { ThreadlineConfig } from "../config/schema.js";
@@ -13,17 +14,29 @@ import type { Logger } from "../logger.js";
 import type { Database } from "./database.js";
 import { attachPoolErrorHandler, poolStats } from "./pool.js";
 
-/** How long the PGlite server may take to start (first start initialises the cluster: 3-4 s). */
+/** How long the PGlite server may take to start (about 1 s; far longer on a loaded machine). */
 const START_TIMEOUT_MS = 60_000;
+/** How long creating the cluster may take (3-4 s; a minute or more on a loaded machine). */
+const INIT_TIMEOUT_MS = 300_000;
 /** How long a stopping server gets before it is killed. */
 const STOP_TIMEOUT_MS = 5_000;
 
 /**
- * Code run in the server process before PGlite's script: when our process dies, even by
- * `kill -9`, the pipe on the child's stdin closes, and the child then shuts itself down through
- * the script's own SIGTERM handler instead of living on as an orphan holding the data directory.
+ * Code run first in every child process: when our process dies, even by `kill -9`, the pipe on
+ * the child's stdin closes, and the child then shuts itself down through its own SIGTERM handler
+ * instead of living on as an orphan holding the data directory.
  */
 const WATCHDOG = `process.stdin.on("end",()=>process.kill(process.pid,"SIGTERM"));process.stdin.on("error",()=>{});process.stdin.resume();`;
+
+/**
+ * `shared_buffers` of the embedded server. PGlite's initdb picks 128 MB; buffers, like the rest
+ * of a WASM heap, stay resident once touched, and a WASM heap never shrinks. A development store
+ * of chats fits in far less, and the buffers are most of what a warm server holds beyond code.
+ */
+const SHARED_BUFFERS = "16MB";
+
+/** Printed by the child once it serves (the parent waits for it). */
+const READY_LINE = "threadline-embedded listening";
 
 /** Contents of the lock file next to the data directory. */
 interface LockInfo {
@@ -33,12 +46,60 @@ interface LockInfo {
   startedAt: string;
 }
 
-/** Path of PGlite's socket server script, resolved from the installed package. */
-function serverScript(): string {
+/** The ESM entry (`dist/index.js`) of an installed package whose `require` entry is beside it. */
+function esmEntry(pkg: string): string {
   const require = createRequire(import.meta.url);
-  // The package exports only its entry (dist/index.*); the script sits next to it.
-  const entry = require.resolve("@electric-sql/pglite-socket");
-  return join(dirname(entry), "scripts", "server.js");
+  return pathToFileURL(join(dirname(require.resolve(pkg)), "index.js")).href;
+}
+
+/**
+ * The child process's program (an ES module run with `--input-type=module -e`), in one of two
+ * modes. `init` creates the cluster and exits: PGlite's initdb runs a second Postgres instance
+ * beside the first and keeps a copy of its 128 MB heap to reset it between runs, and a WASM heap
+ * is given back only when its process exits (a server that ran initdb itself stays near 800 MB
+ * for its whole life; one that opens an existing cluster starts near 160 MB). `serve` opens the
+ * cluster and serves it with PGlite's socket server (the package's API rather than its launcher
+ * script, so that the start parameters are ours).
+ */
+function childProgram(): string {
+  const pglite = JSON.stringify(esmEntry("@electric-sql/pglite"));
+  const socket = JSON.stringify(esmEntry("@electric-sql/pglite-socket"));
+  const sharedBuffers = JSON.stringify(`shared_buffers=${SHARED_BUFFERS}`);
+  return `// threadline-embedded
+${WATCHDOG}
+const { PGlite } = await import(${pglite});
+const arg = (name) => process.argv.find((a) => a.startsWith("--" + name + "="))?.slice(name.length + 3);
+const dataDir = arg("db");
+if (arg("mode") === "init") {
+  // initdb's -c applies to its own runs and is written to postgresql.conf for later starts.
+  const db = new PGlite(dataDir, { initDbStartParams: ["-c", ${sharedBuffers}] });
+  await db.waitReady;
+  await db.close();
+  process.exit(0);
+}
+const { PGLiteSocketServer } = await import(${socket});
+// Also for clusters created before shared_buffers was lowered.
+const db = new PGlite(dataDir, { startParams: [...PGlite.defaultStartParams, "-c", ${sharedBuffers}] });
+await db.waitReady;
+const server = new PGLiteSocketServer({
+  db,
+  host: "127.0.0.1",
+  port: Number(arg("port")),
+  maxConnections: Number(arg("max-connections")),
+});
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  await server.stop().catch(() => {});
+  await db.close().catch(() => {});
+  process.exit(0);
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
+server.addEventListener("listening", () => console.log(${JSON.stringify(READY_LINE)}));
+await server.start();
+`;
 }
 
 function isAlive(pid: number | undefined): boolean {
@@ -146,7 +207,7 @@ async function waitForListening(child: ChildProcess, logger: Logger): Promise<vo
     const onData = (data: Buffer) => {
       const text = data.toString("utf8");
       output = (output + text).slice(-4000);
-      if (text.includes("PGLiteSocketServer listening")) finish();
+      if (text.includes(READY_LINE)) finish();
     };
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       logger.error(
@@ -199,34 +260,67 @@ export async function openEmbeddedDatabase(
   };
   process.once("exit", onExit);
 
-  try {
-    const port = await freePort();
-    child = spawn(
+  const spawnChild = (args: string[]) => {
+    const c = spawn(
       process.execPath,
       [
-        "--import",
-        `data:text/javascript,${encodeURIComponent(WATCHDOG)}`,
-        serverScript(),
+        // Compiles PGlite's WASM functions when first called rather than all at start: less
+        // code memory for the many functions a development store never runs.
+        "--wasm-lazy-compilation",
+        "--input-type=module",
+        "-e",
+        childProgram(),
+        "--",
         `--db=${dataDir}`,
-        `--port=${port}`,
-        "--host=127.0.0.1",
-        // 2, not 1: absorbs the moment a replaced connection overlaps its successor.
-        "--max-connections=2",
+        ...args,
       ],
       { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NODE_OPTIONS: "" } },
     );
-    child.stderr?.on("data", (d: Buffer) =>
+    c.stderr?.on("data", (d: Buffer) =>
       logger.debug({ output: d.toString("utf8").trim() }, "embedded database"),
     );
-    child.stdout?.on("data", () => undefined); // drain: its per-connection lines are not interesting
+    // The lock names the child, so that a later start can stop it if it outlives us.
     const lock: LockInfo = {
       pid: process.pid,
-      ...(child.pid !== undefined ? { serverPid: child.pid } : {}),
+      ...(c.pid !== undefined ? { serverPid: c.pid } : {}),
       hostname: hostname(),
       startedAt: new Date().toISOString(),
     };
     writeFileSync(lockPath, JSON.stringify(lock));
+    return c;
+  };
+
+  try {
     const started = Date.now();
+    if (!existsSync(join(dataDir, "PG_VERSION"))) {
+      // First start: the cluster is created by a process of its own, which exits (see
+      // childProgram), so the server below starts as on any later start.
+      logger.info({ dataDir }, "creating the embedded database");
+      child = spawnChild(["--mode=init"]);
+      child.stdout?.on("data", () => undefined);
+      // Cancelled once settled: a pending timer would keep short CLI commands alive.
+      const cancel = new AbortController();
+      const timer = sleep(INIT_TIMEOUT_MS, "timeout" as const, { signal: cancel.signal }).catch(
+        () => "cancelled" as const,
+      );
+      const result = await Promise.race([once(child, "exit"), timer]);
+      cancel.abort();
+      if (typeof result === "string" || result[0] !== 0) {
+        throw new ThreadlineError(
+          "DB_UNAVAILABLE",
+          typeof result === "string"
+            ? `the embedded database was not created within ${INIT_TIMEOUT_MS / 1000} s`
+            : `creating the embedded database in ${dataDir} failed (code ${String(result[0])}); delete the directory and start again`,
+        );
+      }
+    }
+    const port = await freePort();
+    child = spawnChild([
+      `--port=${port}`,
+      // 2, not 1: absorbs the moment a replaced connection overlaps its successor.
+      "--max-connections=2",
+    ]);
+    child.stdout?.on("data", () => undefined); // drain: its per-connection lines are not interesting
     await waitForListening(child, logger);
 
     const pool = attachPoolErrorHandler(

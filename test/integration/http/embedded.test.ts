@@ -32,7 +32,8 @@ describe("embedded database (no DATABASE_URL)", () => {
 
   it("serves on PGlite, keeps a chat across restarts (clean and kill -9), and locks its directory", async () => {
     const id = `emb-${randomUUID()}`;
-    serve = await spawnServe(env);
+    // The first start creates the cluster: seconds, but minutes on a loaded machine.
+    serve = await spawnServe(env, 300_000);
     expect(serve.logs()).toContain("using the embedded database");
     expect(serve.logs()).toContain("development store");
     const db = (await (await fetch(`${serve.url}/health/db`)).json()) as {
@@ -72,5 +73,5 @@ describe("embedded database (no DATABASE_URL)", () => {
     expect(await say(aiChat(serve.url, id), "four")).toContain("turn 4");
     serve.child.kill("SIGTERM");
     expect(await serve.exited).toBe(0);
-  }, 180_000);
+  }, 600_000);
 });

@@ -1,0 +1,259 @@
+import { AIMessage, HumanMessage, type BaseMessage } from "@langchain/core/messages";
+import {
+  Annotation,
+  DeltaChannel,
+  MessagesAnnotation,
+  StateGraph,
+  messagesDeltaReducer,
+  type Messages,
+} from "@langchain/langgraph";
+import { MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import pg from "pg";
+import { PostgresCheckpointer } from "../src/checkpoint/index.js";
+import { attachPoolErrorHandler } from "../src/db/pool.js";
+import { messageText } from "./payload.js";
+import { median, percentile } from "./stats.js";
+
+/** p50 per side and the median of per-round ratios. */
+export interface SideBySide {
+  p50: Record<string, number>;
+  /** Median over rounds of a/b for each named pair. */
+  ratios: Record<string, number>;
+}
+
+/** Result of {@link benchInstances}. */
+export interface InstancesBenchResult {
+  /** Chat turns where every turn of a thread goes to the next of 3 checkpointers (own pools). */
+  roundRobin: SideBySide;
+  /**
+   * The raw-pg floor of a turn on an instance that holds nothing of the thread, measured in the
+   * same run on the same pools: one read round trip (SELECT by primary key) plus the two commits
+   * a turn waits for one after the other (single-row INSERTs), added to MemorySaver's turn; as a
+   * ratio to MemorySaver's turn. No Postgres checkpointer can beat it with durable commits.
+   */
+  floor: { selectMs: number; insertMs: number; ratio: number; deltaRatio: number };
+  /** A graph whose `messages` is `DeltaChannel(messagesDeltaReducer)`, three savers. */
+  delta: SideBySide & {
+    /** Statements sent by one `getDeltaChannelHistory` of a 20-turn thread's latest checkpoint. */
+    historyStatements: { threadline: number; official: number };
+    /** p50 ms of that call, and threadline/official. */
+    historyMs: { threadline: number; official: number; ratio: number };
+  };
+}
+
+const CONTENT = (i: number, role: string) => messageText(i, role);
+
+function chatGraph(checkpointer: BaseCheckpointSaver) {
+  return new StateGraph(MessagesAnnotation)
+    .addNode("model", (state: typeof MessagesAnnotation.State) => {
+      const turn = state.messages.filter((m) => m.getType() === "human").length;
+      return { messages: [new AIMessage(CONTENT(turn, `turn ${turn} reply`))] };
+    })
+    .addEdge("__start__", "model")
+    .addEdge("model", "__end__")
+    .compile({ checkpointer });
+}
+
+/** The same chat graph with `messages` as a DeltaChannel (LangGraph's beta delta storage). */
+function deltaGraph(checkpointer: BaseCheckpointSaver) {
+  const State = Annotation.Root({
+    messages: new DeltaChannel<BaseMessage[], Messages>(messagesDeltaReducer),
+  });
+  return new StateGraph(State)
+    .addNode("model", (state: typeof State.State) => {
+      const turn = state.messages.filter((m) => m.getType() === "human").length;
+      return { messages: [new AIMessage(CONTENT(turn, `turn ${turn} reply`))] };
+    })
+    .addEdge("__start__", "model")
+    .addEdge("model", "__end__")
+    .compile({ checkpointer });
+}
+
+type Invoker = (threadId: string, turn: number) => Promise<unknown>;
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** `threads` conversations of 20 turns, the sides taking turns in rotating order. */
+async function sideBySide(
+  sides: Record<string, Invoker>,
+  threads: number,
+  prefix: string,
+  pairs: Array<[string, string]>,
+): Promise<SideBySide> {
+  const names = Object.keys(sides);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  let round = 0;
+  for (let t = 0; t < threads; t++) {
+    for (let turn = 1; turn <= 20; turn++, round++) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(i + round) % names.length]!;
+        samples[name]!.push(await time(() => sides[name]!(`${prefix}${t}`, turn)));
+      }
+    }
+  }
+  const ratios: Record<string, number> = {};
+  for (const [a, b] of pairs)
+    ratios[`${a}/${b}`] = median(samples[a]!.map((x, i) => x / Math.max(1e-6, samples[b]![i]!)));
+  return {
+    p50: Object.fromEntries(names.map((n) => [n, percentile(samples[n]!, 50)])),
+    ratios,
+  };
+}
+
+/** Counts the statements every pg client sends. */
+function statementCounter(): { readonly count: number; reset(): void; restore(): void } {
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  let count = 0;
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    count++;
+    return original.apply(this, args);
+  };
+  return {
+    get count() {
+      return count;
+    },
+    reset: () => (count = 0),
+    restore: () => (proto.query = original),
+  };
+}
+
+/**
+ * Figures across instances, all on one database:
+ * - round robin: three PostgresCheckpointers, each with its own pool like three service
+ *   instances behind a load balancer, each turn of a thread on the next one (so no instance
+ *   ever holds the previous turn), against MemorySaver;
+ * - DeltaChannel: the chat graph with `messages: new DeltaChannel(messagesDeltaReducer)` on
+ *   Threadline, the official PostgresSaver and MemorySaver, and how many statements one
+ *   `getDeltaChannelHistory` costs on a 20-turn thread.
+ */
+export async function benchInstances(opts: {
+  url: string;
+  quick: boolean;
+}): Promise<InstancesBenchResult> {
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const schema = `bench_inst_${suffix}`;
+  const officialSchema = `bench_inst_official_${suffix}`;
+  const pools = Array.from({ length: 4 }, () =>
+    attachPoolErrorHandler(new pg.Pool({ connectionString: opts.url, max: 4 })),
+  );
+  const threads = opts.quick ? 2 : 15;
+  try {
+    const instances = pools.slice(0, 3).map((p) => new PostgresCheckpointer(p, { schema }));
+    await instances[0]!.setup();
+    const official = new PostgresSaver(pools[3]!, undefined, { schema: officialSchema });
+    await official.setup();
+    const memory = new MemorySaver();
+
+    const input = (turn: number) => ({ messages: [new HumanMessage(CONTENT(turn, "user"))] });
+    const cfg = (threadId: string) => ({ configurable: { thread_id: threadId } });
+    const rr = instances.map(chatGraph);
+    const memGraph = chatGraph(memory);
+    const roundRobin = await sideBySide(
+      {
+        threadline: (t, turn) => rr[turn % 3]!.invoke(input(turn), cfg(`rr-${t}`)),
+        memory: (t, turn) => memGraph.invoke(input(turn), cfg(`rr-${t}`)),
+      },
+      threads,
+      "",
+      [["threadline", "memory"]],
+    );
+
+    const dg = {
+      threadline: deltaGraph(instances[0]!),
+      official: deltaGraph(official),
+      memory: deltaGraph(memory),
+    };
+    const delta = await sideBySide(
+      Object.fromEntries(
+        Object.entries(dg).map(([name, g]) => [
+          name,
+          (t: string, turn: number) => g.invoke(input(turn), cfg(`delta-${t}`)),
+        ]),
+      ),
+      threads,
+      "",
+      [
+        ["threadline", "memory"],
+        ["threadline", "official"],
+        ["official", "memory"],
+      ],
+    );
+
+    // getDeltaChannelHistory of the latest checkpoint of a 20-turn thread, by a checkpointer
+    // that did not write it (a fresh instance on the same pool): statements and time.
+    const reader = new PostgresCheckpointer(pools[1]!, { schema, deltaCacheSize: 0 });
+    const latest = async (saver: BaseCheckpointSaver) => {
+      const tuple = await saver.getTuple(cfg("delta-0"));
+      if (!tuple) throw new Error("delta thread missing");
+      return tuple.config;
+    };
+    const history = (saver: BaseCheckpointSaver, config: Awaited<ReturnType<typeof latest>>) =>
+      saver.getDeltaChannelHistory({ config, channels: ["messages"] });
+    const configs = { threadline: await latest(reader), official: await latest(official) };
+    const savers = { threadline: reader, official };
+    const counter = statementCounter();
+    const historyStatements = { threadline: 0, official: 0 };
+    try {
+      for (const name of ["threadline", "official"] as const) {
+        counter.reset();
+        await history(savers[name], configs[name]);
+        historyStatements[name] = counter.count;
+      }
+    } finally {
+      counter.restore();
+    }
+    const ms: Record<"threadline" | "official", number[]> = { threadline: [], official: [] };
+    for (let r = 0; r < (opts.quick ? 10 : 60); r++) {
+      for (const name of r % 2 === 0
+        ? (["threadline", "official"] as const)
+        : (["official", "threadline"] as const)) {
+        ms[name].push(await time(() => history(savers[name], configs[name])));
+      }
+    }
+    const historyMs = {
+      threadline: percentile(ms.threadline, 50),
+      official: percentile(ms.official, 50),
+      ratio: median(ms.threadline.map((x, i) => x / Math.max(1e-6, ms.official[i]!))),
+    };
+    // The raw floor, same pools, same moment.
+    await pools[0]!.query(`CREATE TABLE "${schema}".bench_floor (id text PRIMARY KEY, v text)`);
+    const sel: number[] = [];
+    const ins: number[] = [];
+    for (let r = 0; r < (opts.quick ? 40 : 200); r++) {
+      const pool = pools[r % 3]!;
+      sel.push(
+        await time(() =>
+          pool.query(`SELECT * FROM "${schema}".bench_floor WHERE id = $1`, [`k${r % 10}`]),
+        ),
+      );
+      ins.push(
+        await time(() =>
+          pool.query(`INSERT INTO "${schema}".bench_floor VALUES ($1, $2)`, [
+            `k${r}`,
+            "x".repeat(400),
+          ]),
+        ),
+      );
+    }
+    const selectMs = percentile(sel, 50);
+    const insertMs = percentile(ins, 50);
+    const floorOf = (memoryMs: number) => (memoryMs + selectMs + 2 * insertMs) / memoryMs;
+    const floor = {
+      selectMs,
+      insertMs,
+      ratio: floorOf(roundRobin.p50.memory!),
+      deltaRatio: floorOf(delta.p50.memory!),
+    };
+    return { roundRobin, floor, delta: { ...delta, historyStatements, historyMs } };
+  } finally {
+    for (const s of [schema, officialSchema])
+      await pools[0]!.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`).catch(() => undefined);
+    await Promise.all(pools.map((p) => p.end()));
+  }
+}
