@@ -142,7 +142,7 @@ export async function benchInstances(opts: {
   const pools = Array.from({ length: 4 }, () =>
     attachPoolErrorHandler(new pg.Pool({ connectionString: opts.url, max: 4 })),
   );
-  const threads = opts.quick ? 2 : 15;
+  const threads = opts.quick ? 1 : 15;
   try {
     const instances = pools.slice(0, 3).map((p) => new PostgresCheckpointer(p, { schema }));
     await instances[0]!.setup();
