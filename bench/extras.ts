@@ -64,7 +64,7 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
 
   if (ctx.want("import")) {
     const { benchImport } = await import("./import.js");
-    log(`Redis import benchmark (${quick ? "1k" : "10k"} threads)`);
+    log(`Redis import benchmark (${quick ? "500" : "10k"} threads)`);
     const r: BenchImportResultLike = await withSchema(ctx.url, "bench_import", (pool, schema) =>
       benchImport({ pool, schema, redisUrl: ctx.redisUrl, quick }),
     );

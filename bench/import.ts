@@ -50,7 +50,7 @@ const WRITE_BATCH = 500;
 const perSec = (n: number, ms: number) => Math.round(n / (ms / 1000));
 
 /**
- * Loads 10 000 threads (1 000 with `quick`) into Redis - each a two-turn tool-calling chat
+ * Loads 10 000 threads (500 with `quick`) into Redis - each a two-turn tool-calling chat
  * recorded from a real LangGraph run, alternating the Python >= 0.2 and JS >= 1.0.10 layouts,
  * with their whole history (8 checkpoints, blobs, writes; ~24 keys, ~20 KB per thread) - then
  * imports them with `--history full` three times side by side: as a dry run (no writes: the
@@ -65,7 +65,7 @@ export async function benchImport(opts: {
   redisUrl: string;
   quick: boolean;
 }): Promise<ImportBenchResult> {
-  const threads = opts.quick ? 1_000 : 10_000;
+  const threads = opts.quick ? 500 : 10_000;
   const token = `tlbench${randomBytes(4).toString("hex")}`;
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 2 });
   const extra = ["insert", "w_insert", "w_copy"].map((s) => `${opts.schema}_${s}`);
