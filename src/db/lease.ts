@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { isConnectionError } from "./errors.js";
+import { connectGuarded, type GuardedClient } from "./pool.js";
 
 /**
  * Runs queries on pooled clients that it keeps checked out while they are in use and for the
@@ -17,7 +18,7 @@ import { isConnectionError } from "./errors.js";
  */
 export class ClientLease {
   private readonly idle: pg.PoolClient[] = [];
-  private readonly onError = new Map<pg.PoolClient, (err: Error) => void>();
+  private readonly clients = new Map<pg.PoolClient, GuardedClient>();
   private returnScheduled: NodeJS.Immediate | undefined;
 
   constructor(private readonly pool: pg.Pool) {}
@@ -37,21 +38,28 @@ export class ClientLease {
 
   /** Clients held right now (idle ones included). */
   get held(): number {
-    return this.onError.size;
+    return this.clients.size;
   }
 
   private async acquire(): Promise<pg.PoolClient> {
-    const client = await this.pool.connect();
     // A checked-out client has no listener of the pool's: without one, a connection terminated
-    // while this lease holds it idle would be an uncaught 'error' event.
-    const onError = (err: Error) => this.discard(client, err);
-    client.on("error", onError);
-    this.onError.set(client, onError);
+    // while this lease holds it (idle or not yet used) would be an uncaught 'error' event.
+    const seen: { early?: Error; ready?: boolean } = {};
+    const guarded = await connectGuarded(this.pool, (err) => {
+      if (seen.ready) this.discard(guarded.client, err);
+      else seen.early = err;
+    });
+    const client = guarded.client;
+    this.clients.set(client, guarded);
+    seen.ready = true;
+    // Terminated between ReadyForQuery and now: hand it back broken; the query on it then fails
+    // with a connection error, which the caller's retry absorbs.
+    if (seen.early) this.discard(client, seen.early);
     return client;
   }
 
   private keep(client: pg.PoolClient): void {
-    if (!this.onError.has(client)) return;
+    if (!this.clients.has(client)) return;
     this.idle.push(client);
     this.returnScheduled ??= setImmediate(() => {
       this.returnScheduled = undefined;
@@ -66,10 +74,9 @@ export class ClientLease {
   }
 
   private giveBack(client: pg.PoolClient, err?: Error): void {
-    const onError = this.onError.get(client);
-    if (!onError) return;
-    this.onError.delete(client);
-    client.removeListener("error", onError);
-    client.release(err);
+    const guarded = this.clients.get(client);
+    if (!guarded) return;
+    this.clients.delete(client);
+    guarded.release(err);
   }
 }

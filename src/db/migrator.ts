@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from "../logger.js";
 import { packageRoot } from "../paths.js";
 import { toThreadlineError } from "./errors.js";
 import { quoteSchema } from "./identifier.js";
+import { connectGuarded, type GuardedClient } from "./pool.js";
 
 /** One numbered, immutable SQL file of `sql/migrations/`. */
 export interface Migration {
@@ -103,12 +104,13 @@ export async function migrate(
   const quoted = quoteSchema(schema);
   const logger = options.logger ?? silentLogger;
   const migrations = options.migrations ?? loadMigrations();
-  let client: pg.PoolClient;
+  let guarded: GuardedClient;
   try {
-    client = await pool.connect();
+    guarded = await connectGuarded(pool);
   } catch (err) {
     throw toThreadlineError(err, "connecting to run migrations");
   }
+  const client = guarded.client;
   let broken = false;
   let outcome: {
     applied: MigrationResult["applied"];
@@ -176,7 +178,7 @@ export async function migrate(
     throw toThreadlineError(err, `migrating schema ${schema}`);
   } finally {
     // A connection that failed mid-transaction is not returned to the pool.
-    client.release(broken);
+    guarded.release(broken);
   }
 }
 

@@ -120,3 +120,47 @@ export function poolStats(pool: pg.Pool): PoolStats {
     max: pool.options.max ?? 10,
   };
 }
+
+/**
+ * `pool.connect()` with an `error` listener attached before any other socket data is handled.
+ *
+ * Why not `await pool.connect()`: pg-pool removes its own listener when it hands a client out and
+ * resolves the promise from inside the socket's data handler. When the server sends ReadyForQuery
+ * and a FATAL (pg_terminate_backend during startup) in one TCP segment, the parser emits the FATAL
+ * as `error` before the awaiting code has run, with no listener: an uncaught exception. The
+ * callback form runs synchronously in that handler, so the listener is there first. `onError`
+ * receives such an error; pg has then already marked the client unusable, so the next query on
+ * it fails with a connection error and the holder releases it with that error.
+ */
+export function connectGuarded(
+  pool: pg.Pool,
+  onError: (err: Error) => void = ignoreError,
+): Promise<GuardedClient> {
+  return new Promise((resolve, reject) => {
+    pool.connect((err, client, done) => {
+      if (err || !client) {
+        reject(err ?? new Error("pool returned no client"));
+        return;
+      }
+      client.on("error", onError);
+      let released = false;
+      resolve({
+        client,
+        release(failure?: Error | boolean) {
+          if (released) return;
+          released = true;
+          client.removeListener("error", onError);
+          done(failure);
+        },
+      });
+    });
+  });
+}
+
+/** A client from {@link connectGuarded}; `release` hands it back once (an error discards it). */
+export interface GuardedClient {
+  client: pg.PoolClient;
+  release(failure?: Error | boolean): void;
+}
+
+function ignoreError(): void {}

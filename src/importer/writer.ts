@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { classifyDbError, toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
+import { connectGuarded } from "../db/pool.js";
 import { withRetry } from "../db/retry.js";
 import { copyRows, type CopyColumn, type CopyValue } from "./copy.js";
 import type { ThreadRows } from "./serialize.js";
@@ -173,7 +174,8 @@ export class ImportWriter {
     const blobs = batch.flatMap((t) => t.blobs.map((b) => ({ t: t.threadId, ...b })));
     const cps = batch.flatMap((t) => t.checkpoints.map((c) => ({ t: t.threadId, ...c })));
     const writes = batch.flatMap((t) => t.writes.map((w) => ({ t: t.threadId, ...w })));
-    const client = await this.pool.connect();
+    const guarded = await connectGuarded(this.pool);
+    const client = guarded.client;
     let broken = false;
     try {
       await client.query("BEGIN");
@@ -236,7 +238,7 @@ export class ImportWriter {
       });
       throw err;
     } finally {
-      client.release(broken);
+      guarded.release(broken);
     }
   }
 }

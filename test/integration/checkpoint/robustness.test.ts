@@ -31,9 +31,12 @@ describe("PostgresCheckpointer robustness", () => {
     try {
       let failures = 0;
       let done = 0;
-      const stopAt = Date.now() + 1500;
+      let killed = 0;
+      let killing = true;
+      // Counted, not timed: the workers run until the killer has terminated backends in five
+      // rounds and they have completed 60 turns, however slow the machine is.
       const worker = async (w: number) => {
-        while (Date.now() < stopAt) {
+        while (killing || done < 60) {
           try {
             const cp = checkpoint({ messages: [`m${done}`] });
             const cfg = await saver.put(
@@ -51,16 +54,19 @@ describe("PostgresCheckpointer robustness", () => {
         }
       };
       const killer = (async () => {
-        for (let i = 0; i < 5; i++) {
-          await new Promise((r) => setTimeout(r, 200));
-          await admin.query(
+        for (let round = 0; round < 5 || killed < 5; round++) {
+          await new Promise((r) => setTimeout(r, 100));
+          const { rowCount } = await admin.query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
             [appName],
           );
+          killed += rowCount ?? 0;
         }
+        killing = false;
       })();
       await Promise.all([...Array.from({ length: 6 }, (_, w) => worker(w)), killer]);
-      expect(done).toBeGreaterThan(50);
+      expect(done).toBeGreaterThanOrEqual(60);
+      expect(killed).toBeGreaterThanOrEqual(5);
       // Retries absorb terminated backends; what remains must be rare, and never a crash.
       expect(failures).toBe(0);
       const cp = checkpoint();
