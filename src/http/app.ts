@@ -90,6 +90,11 @@ export interface ServiceControl {
   waitForStreams(timeoutMs: number): Promise<boolean>;
   /** Cancels every running stream (each ends with an `error` chunk) and waits for them. */
   abortStreams(): Promise<void>;
+  /**
+   * The saver every route and graph of this app uses: `AppDeps.checkpointer` behind the metrics
+   * wrapper. Exposed so the whole stack the service runs can be tested as one saver.
+   */
+  readonly checkpointer: BaseCheckpointSaver;
 }
 
 /** The Express app, with `threadline` lifecycle controls attached. */
@@ -319,6 +324,7 @@ export function createApp(deps: AppDeps): ThreadlineApp {
   app.use(errorMiddleware(logger));
 
   const control: ServiceControl = {
+    checkpointer,
     get draining() {
       return state.draining;
     },

@@ -1,15 +1,17 @@
 import type { RunnableConfig } from "@langchain/core/runnables";
-import {
+import type {
   BaseCheckpointSaver,
-  type ChannelVersions,
-  type Checkpoint,
-  type CheckpointListOptions,
-  type CheckpointMetadata,
-  type CheckpointTuple,
-  type PendingWrite,
+  ChannelVersions,
+  Checkpoint,
+  CheckpointListOptions,
+  CheckpointMetadata,
+  CheckpointTuple,
+  DeltaChannelHistory,
+  PendingWrite,
 } from "@langchain/langgraph-checkpoint";
 import type { Request, RequestHandler, Response } from "express";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { ForwardingSaver } from "../checkpoint/forwarding-saver.js";
 import { classifyDbError } from "../db/errors.js";
 import type { PoolStats } from "../db/pool.js";
 
@@ -187,15 +189,17 @@ export function registerServiceMetrics(registry: Registry, sources: MetricSource
 }
 
 /**
- * Delegates every checkpointer operation to `inner` and counts and times it. Wrapping (rather than
- * asking each saver to report) measures the official saver, ours and the fallback the same way.
+ * Counts and times every checkpointer operation and forwards it, arguments unchanged, to `inner`.
+ * Wrapping (rather than asking each saver to report) measures the official saver, ours and the
+ * fallback the same way. Extends {@link ForwardingSaver}, so a method this class does not observe
+ * (`getNextVersion`, or one a later LangGraph adds) is still forwarded.
  */
-export class InstrumentedCheckpointer extends BaseCheckpointSaver {
+export class InstrumentedCheckpointer extends ForwardingSaver {
   constructor(
-    private readonly inner: BaseCheckpointSaver,
+    inner: BaseCheckpointSaver,
     private readonly metrics: Pick<ServiceMetrics, "checkpointOps" | "checkpointDuration">,
   ) {
-    super(inner.serde);
+    super(inner);
   }
 
   private async measure<T>(operation: string, op: () => Promise<T>): Promise<T> {
@@ -205,8 +209,7 @@ export class InstrumentedCheckpointer extends BaseCheckpointSaver {
       this.metrics.checkpointOps.inc({ operation, outcome: "ok" });
       return result;
     } catch (err) {
-      const outcome = classifyDbError(err) === "DB_UNAVAILABLE" ? "unavailable" : "error";
-      this.metrics.checkpointOps.inc({ operation, outcome });
+      this.metrics.checkpointOps.inc({ operation, outcome: outcomeOf(err) });
       throw err;
     } finally {
       end();
@@ -214,7 +217,7 @@ export class InstrumentedCheckpointer extends BaseCheckpointSaver {
   }
 
   override getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    return this.measure("getTuple", () => this.inner.getTuple(config));
+    return this.measure("getTuple", () => super.getTuple(config));
   }
 
   override async *list(
@@ -224,9 +227,9 @@ export class InstrumentedCheckpointer extends BaseCheckpointSaver {
     const end = this.metrics.checkpointDuration.startTimer({ operation: "list" });
     let outcome = "ok";
     try {
-      yield* this.inner.list(config, options);
+      yield* super.list(config, options);
     } catch (err) {
-      outcome = "error";
+      outcome = outcomeOf(err);
       throw err;
     } finally {
       this.metrics.checkpointOps.inc({ operation: "list", outcome });
@@ -240,22 +243,30 @@ export class InstrumentedCheckpointer extends BaseCheckpointSaver {
     metadata: CheckpointMetadata,
     newVersions: ChannelVersions,
   ): Promise<RunnableConfig> {
-    return this.measure("put", () => this.inner.put(config, checkpoint, metadata, newVersions));
+    return this.measure("put", () => super.put(config, checkpoint, metadata, newVersions));
   }
 
   override putWrites(
     config: RunnableConfig,
     writes: PendingWrite[],
     taskId: string,
+    taskPath?: string,
   ): Promise<void> {
-    return this.measure("putWrites", () => this.inner.putWrites(config, writes, taskId));
+    return this.measure("putWrites", () => super.putWrites(config, writes, taskId, taskPath));
   }
 
   override deleteThread(threadId: string): Promise<void> {
-    return this.measure("deleteThread", () => this.inner.deleteThread(threadId));
+    return this.measure("deleteThread", () => super.deleteThread(threadId));
   }
 
-  override getNextVersion(current: number | undefined): number {
-    return this.inner.getNextVersion(current);
+  override getDeltaChannelHistory(options: {
+    config: RunnableConfig;
+    channels: string[];
+  }): Promise<Record<string, DeltaChannelHistory>> {
+    return this.measure("getDeltaChannelHistory", () => super.getDeltaChannelHistory(options));
   }
+}
+
+function outcomeOf(err: unknown): "unavailable" | "error" {
+  return classifyDbError(err) === "DB_UNAVAILABLE" ? "unavailable" : "error";
 }

@@ -4,22 +4,18 @@ import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type pino from "pino";
 import { createChatModel } from "../graphs/chat/models.js";
-import {
-  FallbackCheckpointer,
-  PostgresCheckpointer,
-  registerFallbackMetrics,
-} from "../checkpoint/index.js";
+import type { FallbackCheckpointer } from "../checkpoint/index.js";
 import { startCleanupSchedule, type CleanupSchedule } from "../cleanup/index.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { isConnectionError } from "../db/errors.js";
-import { probeFreshConnection } from "../db/probe.js";
 import { migrate } from "../db/migrator.js";
 import { loadGraphs } from "../graphs/load.js";
 import type { GraphSpec } from "../graphs/spec.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { createApp, type ThreadlineApp } from "../http/app.js";
 import { describeError } from "../http/errors.js";
+import { buildSavers } from "./savers.js";
 
 /**
  * The address `threadline serve` binds: `server.host` when given (file, env or `--host`);
@@ -132,35 +128,8 @@ export async function startService(
       );
     }
 
-    const primary = new PostgresCheckpointer(db.pool, {
-      schema,
-      storage: config.checkpoint.storage,
-      coalesceWrites: config.checkpoint.coalesceWrites,
-      preparedStatements: config.database.preparedStatements,
-      retry: {
-        attempts: config.database.retry.attempts,
-        baseDelayMs: config.database.retry.baseDelay,
-        maxDelayMs: config.database.retry.maxDelay,
-      },
-      logger,
-    });
-    if (config.fallback.enabled) {
-      fallback = new FallbackCheckpointer(primary, {
-        maxPendingEntries: config.fallback.maxPendingEntries,
-        maxPendingBytes: config.fallback.maxPendingBytes,
-        probeIntervalMs: config.fallback.probeInterval,
-        probeMaxIntervalMs: config.fallback.probeMaxInterval,
-        operationTimeoutMs: config.fallback.operationTimeout,
-        cacheMaxThreads: config.fallback.cacheMaxThreads,
-        cacheMaxBytes: config.fallback.cacheMaxBytes,
-        setup: () => primary.setup(),
-        // Probe on a connection of its own: pooled ones may be black-holed after a network fault.
-        ...(db.kind === "postgres" ? { probe: () => probeFreshConnection(db.pool, schema) } : {}),
-        logger,
-      });
-      await fallback.start();
-      registerFallbackMetrics(registry, fallback);
-    }
+    const savers = await buildSavers(config, db, { logger, registry });
+    fallback = savers.fallback;
     if (options.cleanup !== false && config.cleanup.enabled) {
       cleanup = startCleanupSchedule({
         pool: db.pool,
@@ -174,7 +143,7 @@ export async function startService(
 
     const fb = fallback;
     const app = createApp({
-      checkpointer: fb ?? primary,
+      checkpointer: savers.checkpointer,
       model,
       config,
       logger,
