@@ -4,7 +4,7 @@ import { benchCheckpoints, type CheckpointBenchResult } from "./checkpoint.js";
 import { runExtras } from "./extras.js";
 
 /**
- * `npm run bench [-- --quick] [-- --json <file>] [-- --only checkpoint,instances,sweep,import,load,embedded]`
+ * `npm run bench [-- --quick] [-- --json <file>] [-- --only checkpoint,instances,prepared,sweep,import,load,embedded]`
  *
  * One process measures the official PostgresSaver, Threadline's PostgresCheckpointer, MemorySaver
  * and a raw-pg floor on the same Postgres with the same payloads, interleaved in rounds, and
@@ -173,6 +173,25 @@ if (want("instances")) {
     d.historyStatements.threadline,
     "1",
     d.historyStatements.threadline === 1,
+  );
+}
+
+if (want("prepared")) {
+  const { benchPrepared } = await import("./prepared.js");
+  log("prepared statements benchmark (named vs unnamed, as behind a transaction pooler)");
+  const r = await benchPrepared({ url, quick });
+  results.prepared = r;
+  process.stdout.write(
+    [
+      "",
+      "## Named vs unnamed statements (`database.preparedStatements`; p50 ms)",
+      "",
+      "| figure | named (default) | unnamed (`false`) | unnamed vs named |",
+      "| --- | ---: | ---: | ---: |",
+      `| chat turn (invoke) | ${fmt(r.chatTurn.p50.named, 3)} | ${fmt(r.chatTurn.p50.unnamed, 3)} | ${fmt(r.chatTurn.ratios["unnamed/named"])}x |`,
+      `| getTuple latest, 20-turn thread, no cache | ${fmt(r.getTuple.named, 3)} | ${fmt(r.getTuple.unnamed, 3)} | ${fmt(r.getTuple.ratio)}x |`,
+      "",
+    ].join("\n"),
   );
 }
 

@@ -44,7 +44,7 @@ export interface InstancesBenchResult {
 
 const CONTENT = (i: number, role: string) => messageText(i, role);
 
-function chatGraph(checkpointer: BaseCheckpointSaver) {
+export function chatGraph(checkpointer: BaseCheckpointSaver) {
   return new StateGraph(MessagesAnnotation)
     .addNode("model", (state: typeof MessagesAnnotation.State) => {
       const turn = state.messages.filter((m) => m.getType() === "human").length;
@@ -70,16 +70,16 @@ function deltaGraph(checkpointer: BaseCheckpointSaver) {
     .compile({ checkpointer });
 }
 
-type Invoker = (threadId: string, turn: number) => Promise<unknown>;
+export type Invoker = (threadId: string, turn: number) => Promise<unknown>;
 
-async function time(fn: () => Promise<unknown>): Promise<number> {
+export async function time(fn: () => Promise<unknown>): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 /** `threads` conversations of 20 turns, the sides taking turns in rotating order. */
-async function sideBySide(
+export async function sideBySide(
   sides: Record<string, Invoker>,
   threads: number,
   prefix: string,
