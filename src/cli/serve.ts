@@ -22,6 +22,9 @@ interface ServeOptions extends CommonOptions {
   graph?: string[];
 }
 
+/** A repeat of the first signal within this many ms is the same request delivered twice. */
+const REPEAT_WINDOW_MS = 1_000;
+
 function parsePort(value: string): number {
   const port = Number(value);
   if (!/^\d+$/.test(value) || port > 65_535)
@@ -69,7 +72,14 @@ export function registerServeCommand(program: Command): void {
         process.once("SIGTERM", () => resolve("SIGTERM"));
         process.once("SIGINT", () => resolve("SIGINT"));
       });
-      const again = () => {
+      const firstAt = Date.now();
+      const again = (second: NodeJS.Signals) => {
+        // Ctrl-C on `npm start` reaches the whole process group, and npm forwards it once more:
+        // the same signal arriving at once is that echo, not an operator insisting.
+        if (second === signal && Date.now() - firstAt < REPEAT_WINDOW_MS) {
+          process.once(second, again);
+          return;
+        }
         logger.warn({}, "second signal during shutdown: exiting now");
         process.exit(EXIT.failure);
       };

@@ -274,7 +274,14 @@ export async function openEmbeddedDatabase(
         `--db=${dataDir}`,
         ...args,
       ],
-      { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NODE_OPTIONS: "" } },
+      {
+        stdio: ["pipe", "pipe", "pipe"],
+        env: { ...process.env, NODE_OPTIONS: "" },
+        // A process group of its own: Ctrl-C in a terminal signals the whole foreground group,
+        // and the database must outlive the service's drain, then stop when close() says so
+        // (or when this process dies: the watchdog).
+        detached: true,
+      },
     );
     c.stderr?.on("data", (d: Buffer) =>
       logger.debug({ output: d.toString("utf8").trim() }, "embedded database"),
