@@ -11,6 +11,14 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import { isConnectionError, toThreadlineError } from "../../db/errors.js";
 import { withRetry, type RetryOptions } from "../../db/retry.js";
+import {
+  asCheckpointId,
+  asId,
+  asLimit,
+  asNamespace,
+  assertStorable,
+  filterJson,
+} from "../config-ids.js";
 import { ThreadlineError } from "../../errors.js";
 import { silentLogger, type Logger } from "../../logger.js";
 import { FallbackStore } from "./memory-store.js";
@@ -103,15 +111,11 @@ function describe(err: unknown): string {
   return `${code}${message}`.slice(0, 500);
 }
 
-function threadIdOf(config: RunnableConfig, field = "thread_id"): string | undefined {
-  const value = (config.configurable ?? {})[field] as unknown;
-  if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value === "string") return value;
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  throw new ThreadlineError("INVALID_INPUT", `config.configurable.${field} must be a string`);
+function threadIdOf(config: RunnableConfig, field: "thread_id" | "checkpoint_id" = "thread_id") {
+  return asId((config.configurable ?? {})[field], field, false);
 }
 
-function requireId(config: RunnableConfig, field: string, what: string): string {
+function requireId(config: RunnableConfig, field: "thread_id" | "checkpoint_id", what: string) {
   const id = threadIdOf(config, field);
   if (id === undefined) {
     throw new ThreadlineError(
@@ -123,10 +127,23 @@ function requireId(config: RunnableConfig, field: string, what: string): string 
 }
 
 function namespaceOf(config: RunnableConfig): string {
-  const ns = (config.configurable ?? {}).checkpoint_ns as unknown;
-  if (ns === undefined || ns === null) return "";
-  if (typeof ns === "string") return ns;
-  throw new ThreadlineError("INVALID_INPUT", "config.configurable.checkpoint_ns must be a string");
+  return asNamespace((config.configurable ?? {}).checkpoint_ns);
+}
+
+/**
+ * Refuses, before anything is acknowledged in memory, what Postgres would refuse at replay: ids
+ * (checked by the callers), values the serializer cannot store faithfully.
+ */
+function assertStorableCheckpoint(
+  checkpoint: Checkpoint,
+  metadata: CheckpointMetadata,
+  newVersions: ChannelVersions,
+): void {
+  const values: Record<string, unknown> = checkpoint.channel_values ?? {};
+  for (const channel of Object.keys(newVersions ?? {})) {
+    if (channel in values) assertStorable(values[channel], "put", `channel_values.${channel}`);
+  }
+  assertStorable(metadata, "put", "metadata");
 }
 
 /**
@@ -436,6 +453,9 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     config: RunnableConfig,
     options?: CheckpointListOptions,
   ): AsyncGenerator<CheckpointTuple> {
+    // Validated here too, so that memory answers bad input as Postgres does.
+    asLimit(options?.limit);
+    filterJson(options?.filter);
     if (this.outage.mode === "primary") {
       let tuples: CheckpointTuple[] | undefined;
       try {
@@ -495,9 +515,8 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
       }
       const threadId = requireId(config, "thread_id", "put");
       const ns = namespaceOf(config);
-      if (typeof checkpoint?.id !== "string" || checkpoint.id === "") {
-        throw new ThreadlineError("INVALID_INPUT", "put: checkpoint.id must be a non-empty string");
-      }
+      asCheckpointId(checkpoint?.id, "put");
+      if (!serialized) assertStorableCheckpoint(checkpoint, metadata, newVersions);
       serialized ??= await Promise.all([
         this.serde.dumpsTyped(checkpoint),
         this.serde.dumpsTyped(metadata),
@@ -578,6 +597,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
       if (typeof taskId !== "string" || taskId === "") {
         throw new ThreadlineError("INVALID_INPUT", "putWrites: taskId must be a non-empty string");
       }
+      if (!serialized) for (const [, value] of writes) assertStorable(value, "putWrites", "value");
       serialized ??= await this.store.serializeWrites(writes);
       if (this.outage.mode !== "fallback") continue;
       this.store.putWritesSerialized({
@@ -635,13 +655,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         this.onPrimaryError(err, "deleteThread");
       }
     }
-    if (typeof threadId !== "string" || threadId === "") {
-      throw new ThreadlineError(
-        "INVALID_INPUT",
-        "deleteThread: threadId must be a non-empty string",
-      );
-    }
-    this.store.deleteThread(threadId, true);
+    this.store.deleteThread(asId(threadId, "thread_id", true), true);
   }
 
   override async getDeltaChannelHistory(options: {

@@ -15,6 +15,7 @@ import {
   type WritesSortKey,
 } from "@langchain/langgraph-checkpoint";
 import { ThreadlineError } from "../../errors.js";
+import { asLimit } from "../config-ids.js";
 import { PendingLog, type PendingOp, type Serialized } from "./pending-log.js";
 
 export type { PendingOp, Serialized } from "./pending-log.js";
@@ -771,7 +772,7 @@ export class FallbackStore {
     }
     candidates.sort((a, b) => (a.e.id < b.e.id ? 1 : a.e.id > b.e.id ? -1 : 0));
     const metaFilter = options.filter;
-    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    let remaining = asLimit(options.limit) ?? Number.POSITIVE_INFINITY;
     for (const c of candidates) {
       if (remaining <= 0) return;
       if (metaFilter && Object.keys(metaFilter).length > 0) {

@@ -1,4 +1,5 @@
 import type { SerializerProtocol } from "@langchain/langgraph-checkpoint";
+import { assertStorable } from "../config-ids.js";
 import { COMPRESSED_SUFFIX, compress, decompressToText } from "./compression.js";
 import { FALLBACK, fastDecode } from "./fast-decode.js";
 import { fastEncode } from "./fast-encode.js";
@@ -88,8 +89,13 @@ export class PayloadCodec {
     return text === undefined ? undefined : ["json", text];
   }
 
-  /** The serializer's own output for `value` (when {@link encodeSync} declined). */
-  dumps(value: unknown): Promise<Encoded> {
+  /**
+   * The serializer's own output for `value` (when {@link encodeSync} declined). With the default
+   * serializer a function, Symbol or BigInt is INVALID_INPUT here: JsonPlusSerializer would drop
+   * or garble it, so the put would be acknowledged and read back different.
+   */
+  async dumps(value: unknown): Promise<Encoded> {
+    if (this.fastJson) assertStorable(value, "put", "channel value");
     return this.serde.dumpsTyped(value);
   }
 
@@ -119,6 +125,7 @@ export class PayloadCodec {
 
   /** Checkpoint metadata as the JSON text of the jsonb column, through the serializer. */
   async metadataJson(metadata: unknown): Promise<string> {
+    if (this.fastJson) assertStorable(metadata, "put", "metadata");
     const [, bytes] = await this.serde.dumpsTyped(metadata ?? {});
     return withoutNul(textDecoder.decode(bytes));
   }

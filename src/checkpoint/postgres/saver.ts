@@ -19,7 +19,7 @@ import { migrate } from "../../db/migrator.js";
 import { ClientLease } from "../../db/lease.js";
 import { attachPoolErrorHandler, createPool } from "../../db/pool.js";
 import { withRetry, type RetryOptions } from "../../db/retry.js";
-import { asId, asNamespace } from "../config-ids.js";
+import { asCheckpointId, asId, asLimit, asNamespace, filterJson } from "../config-ids.js";
 import { PayloadCodec } from "./codec.js";
 import { DeltaCache, type DeltaBase } from "./delta-cache.js";
 import { parseLoadRow, type RawLoadRow } from "./load-rows.js";
@@ -127,18 +127,24 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   }
 
   /**
-   * Creates a checkpointer with its own pool. `end()` closes that pool.
+   * Creates a checkpointer with its own pool (an instance of the class it is called on, so
+   * `MySaver.fromConnString(url)` is a MySaver). `end()` closes that pool.
    * @param url a PostgreSQL connection string.
    */
-  static fromConnString(url: string, options: FromConnStringOptions = {}): PostgresCheckpointer {
+  static fromConnString<T extends PostgresCheckpointer>(
+    this: new (pool: pg.Pool, options?: PostgresCheckpointerOptions) => T,
+    url: string,
+    options: FromConnStringOptions = {},
+  ): T {
     const { pool: poolConfig, ...rest } = options;
     const pool = createPool({
       connectionString: url,
       ...(poolConfig ? { pg: poolConfig } : {}),
       ...(rest.logger ? { logger: rest.logger } : {}),
     });
-    const saver = new PostgresCheckpointer(pool, rest);
-    saver.ownsPool = true;
+    // `this`, not PostgresCheckpointer: a subclass gets an instance of itself.
+    const saver = new this(pool, rest);
+    (saver as PostgresCheckpointer).ownsPool = true;
     return saver;
   }
 
@@ -267,16 +273,14 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const checkpointId = asId(c.checkpoint_id, "checkpoint_id", false);
     if (checkpointId !== undefined) add("checkpoint_id = ?", checkpointId);
     const { filter, before, limit } = options;
-    if (filter && Object.keys(filter).length > 0)
-      add("metadata @> ?::jsonb", JSON.stringify(filter));
+    const filterText = filterJson(filter);
+    if (filterText !== undefined) add("metadata @> ?::jsonb", filterText);
     const beforeId = asId(before?.configurable?.checkpoint_id, "checkpoint_id", false);
     if (beforeId !== undefined) add("checkpoint_id < ?", beforeId);
     let limitParam: string | undefined;
-    if (limit !== undefined && limit !== null) {
-      const n = Math.trunc(Number(limit));
-      if (!Number.isFinite(n))
-        throw new ThreadlineError("INVALID_INPUT", "list limit must be a number");
-      values.push(Math.max(0, n));
+    const n = asLimit(limit);
+    if (n !== undefined) {
+      values.push(n);
       limitParam = `$${values.length}`;
     }
     await this.settleWrites(threadId);
@@ -328,9 +332,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     const threadId = asId(config.configurable.thread_id, "thread_id", true);
     const ns = asNamespace(config.configurable.checkpoint_ns);
     const parentId = asId(config.configurable.checkpoint_id, "checkpoint_id", false) ?? null;
-    if (typeof checkpoint?.id !== "string" || checkpoint.id === "") {
-      throw new ThreadlineError("INVALID_INPUT", "put: checkpoint.id must be a non-empty string");
-    }
+    asCheckpointId(checkpoint?.id, "put");
     // From the call on, a put of the thread is pending: writes issued meanwhile wait for the
     // next put (see WriteQueue).
     const queue = this.writeQueue;
