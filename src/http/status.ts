@@ -108,7 +108,8 @@ export function statusRoutes(deps: StatusDeps): Router {
       (SELECT count(*) FROM ${schema}.checkpoint_blobs WHERE thread_id = $1)::int AS blobs,
       (SELECT coalesce(sum(pg_column_size(blob)), 0)
          FROM ${schema}.checkpoint_blobs WHERE thread_id = $1)::bigint AS blob_bytes,
-      (SELECT last_activity FROM ${schema}.checkpoint_threads WHERE thread_id = $1) AS last_activity`;
+      (SELECT last_activity FROM ${schema}.checkpoint_threads WHERE thread_id = $1) AS last_activity,
+      (SELECT expires_at FROM ${schema}.agent_threads WHERE thread_id = $1) AS own_expires_at`;
 
   router.get("/", async (_req, res, next) => {
     try {
@@ -170,10 +171,14 @@ export function statusRoutes(deps: StatusDeps): Router {
           Number(row?.write_bytes ?? 0) +
           Number(row?.blob_bytes ?? 0),
         lastActivity,
-        expiresAt:
-          lastActivity && config.cleanup.enabled
-            ? new Date(Date.parse(lastActivity) + config.cleanup.ttl).toISOString()
-            : null,
+        // A thread with its own ttl (Agent Server) expires on it, the others on cleanup.ttl.
+        expiresAt: !config.cleanup.enabled
+          ? null
+          : row?.own_expires_at instanceof Date
+            ? row.own_expires_at.toISOString()
+            : lastActivity
+              ? new Date(Date.parse(lastActivity) + config.cleanup.ttl).toISOString()
+              : null,
       };
       res.setHeader("cache-control", "no-store");
       res.json(body);
