@@ -50,9 +50,9 @@ describe("API keys on the Agent Server routes", () => {
       const res = await call("/threads/search", { method: "POST", body: "{}", ...init });
       expect(res.status).toBe(401);
       expect(await res.json()).toHaveProperty("detail");
-      expect((await call("/assistants/search", { method: "POST", body: "{}", ...init })).status).toBe(
-        401,
-      );
+      expect(
+        (await call("/assistants/search", { method: "POST", body: "{}", ...init })).status,
+      ).toBe(401);
     }
     await expect(new Client({ apiUrl: served.url, apiKey: null }).threads.count()).rejects.toThrow(
       /401/,
