@@ -25,7 +25,7 @@ import { DeltaCache, type DeltaBase } from "./delta-cache.js";
 import { parseLoadRow, type RawLoadRow } from "./load-rows.js";
 import { assembleTuples, type AssembleContext, type StoredWrite } from "./read.js";
 import { Statements, type Statement } from "./statements.js";
-import { planPut, planWrites, writeColumns } from "./write-plan.js";
+import { planPut, planWrites, writeColumns, type PutPlan } from "./write-plan.js";
 import { WriteQueue, mergeWrites, type WriteBatch } from "./write-queue.js";
 
 /** Options of {@link PostgresCheckpointer}. */
@@ -120,7 +120,9 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       deltas: this.deltas,
       storage: this.storage,
       pendingSends: (threadId, ns, parentId) => this.pendingSends(threadId, ns, parentId),
-      nextVersion: (current) => this.getNextVersion(current),
+      // The version the official saver gives migrated sends when there is no other: stable
+      // across reads (getNextVersion is random).
+      nextVersion: () => 1,
     };
     if (options.coalesceWrites ?? true)
       this.writeQueue = new WriteQueue((batches) => this.storeWrites(batches));
@@ -352,23 +354,23 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     metadata: CheckpointMetadata,
     newVersions: ChannelVersions,
   ): Promise<RunnableConfig> {
-    // Serialize before taking a connection, so the statement holds the pool only for its I/O.
-    const plan = await planPut({
-      values: checkpoint.channel_values ?? {},
-      newVersions,
-      storage: this.storage,
-      maxDeltaDepth: this.maxDeltaDepth,
-      baseOf: (channel) => this.deltas.get(threadId, ns, channel),
-      encoder: this.codec,
-    });
     const { channel_values: _omit, ...stored } = checkpoint;
     // In delta storage the id is not repeated inside the JSON (it is the checkpoint_id column);
     // `full` keeps the official layout byte for byte.
     const storedJson = this.storage === "delta" ? { ...stored, id: undefined } : stored;
     const metadataJson =
       this.codec.metadataJsonSync(metadata) ?? (await this.codec.metadataJson(metadata));
-
-    const params = [
+    // Serialize before taking a connection, so the statement holds the pool only for its I/O.
+    const planFor = (baseOf: (channel: string) => DeltaBase | undefined) =>
+      planPut({
+        values: checkpoint.channel_values ?? {},
+        newVersions,
+        storage: this.storage,
+        maxDeltaDepth: this.maxDeltaDepth,
+        baseOf,
+        encoder: this.codec,
+      });
+    const paramsOf = (plan: PutPlan) => [
       threadId,
       ns,
       checkpoint.id,
@@ -382,8 +384,27 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       plan.b64s,
       plan.bases,
       plan.roots,
+      plan.baseXmins,
     ];
-    const rows = await this.storeCheckpoint(params, this.writeQueue?.take(threadId, ns) ?? []);
+    let plan = await planFor((channel) => this.deltas.get(threadId, ns, channel));
+    let rows = await this.storeCheckpoint(
+      paramsOf(plan),
+      this.writeQueue?.take(threadId, ns) ?? [],
+    );
+    if (rows.length === 0) {
+      // A delta base is gone: another process deleted (or swept) the thread since this one read
+      // it, and the put stored nothing. What this process remembers of the thread is history
+      // now; stored whole, the checkpoint lands in a fresh thread (issue 11).
+      this.deltas.deleteThread(threadId);
+      this.logger.info(
+        { threadId },
+        "the thread was deleted by another process during this turn: its checkpoint is stored whole, as a fresh thread",
+      );
+      plan = await planFor(() => undefined);
+      rows = await this.storeCheckpoint(paramsOf(plan), []);
+      if (rows.length === 0)
+        throw new ThreadlineError("DB_ERROR", "put: the checkpoint was not stored");
+    }
     const inserted = new Map(rows[0]?.stored ?? []);
     for (const r of plan.remember) {
       // A version that already existed (a retried put, or a forked thread reusing a version
@@ -513,15 +534,30 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   }
 
   /**
-   * Integer versions, as the official saver uses. String versions written by the Python savers
-   * (`"000…0003.0.123"`) continue from their integer part instead of failing the next step.
+   * The next version of a channel: the integer part of `current` plus one, plus a random
+   * fraction in (0, 0.5). Two writers that fork from the same checkpoint (two processes, or
+   * LangGraph's own forks) so never produce the same version, whose blob would keep only the
+   * first writer's value (LangGraph's Python savers add a random suffix for the same reason).
+   * Versions stay numbers, compared numerically by LangGraph, and strictly increase with the
+   * integer part, so threads written by the official saver (integers) continue as they are, and
+   * the official saver can continue threads written here. Python-style string versions
+   * (`"000…0003.0.123"`) continue from their integer part.
    */
   override getNextVersion(current: number | undefined): number {
-    if (current === undefined || current === null) return 1;
-    if (typeof current === "number") return current + 1;
-    const n = Number.parseInt(String(current).split(".")[0] ?? "", 10);
-    return Number.isFinite(n) ? n + 1 : 1;
+    return nextChannelVersion(current);
   }
+}
+
+/** 2^33: the random fraction is k / 2^33 for 1 <= k < 2^32, exact in a double up to 2^20. */
+const FRACTION_SCALE = 2 ** 33;
+
+/** See {@link PostgresCheckpointer.getNextVersion}. */
+export function nextChannelVersion(current: number | string | undefined | null): number {
+  let n = 0;
+  if (typeof current === "number") n = Math.floor(current);
+  else if (typeof current === "string") n = Number.parseInt(current.split(".")[0] ?? "", 10);
+  if (!Number.isFinite(n) || n < 0) n = 0;
+  return n + 1 + (1 + Math.floor(Math.random() * 0xffff_ffff)) / FRACTION_SCALE;
 }
 
 /** 26000 "prepared statement does not exist", 42P05 "prepared statement already exists". */

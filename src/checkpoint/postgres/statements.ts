@@ -42,7 +42,10 @@ export class Statements {
   private readonly s: string;
   private readonly listCache = new Map<string, Statement>();
 
-  /** One round trip per put: blobs and the checkpoint row in one statement (implicitly atomic). */
+  /**
+   * One round trip per put: blobs and the checkpoint row in one statement (implicitly atomic).
+   * $14 holds the xmin of each delta row's base; no row comes back when a base is gone.
+   */
   readonly put: Statement;
   /** put plus queued pending writes of the same thread, in one statement (see WriteQueue). */
   readonly putWithWrites: Statement;
@@ -54,29 +57,42 @@ export class Statements {
   readonly getById: Statement;
   /** The TASKS writes of parents, for checkpoints older than format v4 (rare). */
   readonly pendingSends: Statement;
-  /** Every row of a thread, all tables, one statement. */
+  /** Every row of a thread, all tables, one statement under the thread's write lock. */
   readonly deleteThread: Statement;
 
   constructor(schema: string) {
     this.schema = schema;
     const s = (this.s = quoteSchema(schema));
+    // Every put first takes the thread's write lock and re-checks its delta bases
+    // (threadline_lock_for_put, migration 0010); when a base is gone (the thread was deleted by
+    // another process since this one read it) nothing is inserted and no row comes back, and the
+    // saver stores the checkpoint again with every value whole. Each insert reads `gate`, so
+    // none runs before the lock is granted (a delete holding it has committed by then).
+    const gate = `gate AS MATERIALIZED (
+  SELECT ${s}.threadline_lock_for_put($1, $2, $7::text[], $12::text[], $14::text[]) AS ok
+)`;
     const checkpointInsert = `INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
+SELECT $1, $2, $3, $4, $5::jsonb, $6::jsonb FROM gate WHERE gate.ok
 ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
 DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
 RETURNING (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]') FROM stored) AS stored`;
     const blobsCte = `stored AS (
   INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob, delta_base, delta_root)
   SELECT $1, $2, u.channel, u.version, u.type, ${payloadValue("u")}, u.base, u.root
-  FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+  FROM gate, unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
     AS u(channel, version, type, txt, b64, base, root)
+  WHERE gate.ok
   ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
   RETURNING channel, xmin
 )`;
-    this.put = statement(`WITH ${blobsCte}
+    this.put = statement(`WITH ${gate},
+${blobsCte}
 ${checkpointInsert}`);
-    this.putWithWrites = statement(`WITH written AS (
-  ${this.writesInsert(14, "put")}
+    // The writes do not depend on the bases (they belong to the parent checkpoint): stored
+    // either way, after the lock.
+    this.putWithWrites = statement(`WITH ${gate},
+written AS (
+  ${this.writesInsert(15, "put", "gate, ")}
 ),
 ${blobsCte}
 ${checkpointInsert}`);
@@ -101,19 +117,18 @@ ${checkpointInsert}`);
 FROM ${s}.checkpoint_writes w
 WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::text[]) AND w.channel = '__pregel_tasks'`);
 
-    this.deleteThread = statement(`WITH cp AS (DELETE FROM ${s}.checkpoints WHERE thread_id = $1),
-  bl AS (DELETE FROM ${s}.checkpoint_blobs WHERE thread_id = $1),
-  wr AS (DELETE FROM ${s}.checkpoint_writes WHERE thread_id = $1)
-DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
+    // Under the thread's write lock (migration 0010), so a put in flight elsewhere is deleted
+    // with the rest instead of surviving on rows that are gone.
+    this.deleteThread = statement(`SELECT ${s}.threadline_delete_thread($1)`);
   }
 
   /**
    * Inserts pending writes given as parallel arrays from parameter `$first` on. `threads`:
    * `put`, every row belongs to the thread and namespace of the put ($1, $2); `any`, the first
    * two arrays hold each row's thread and namespace. Special channels (negative idx) overwrite
-   * their slot, other rows never do.
+   * their slot, other rows never do. `from` prefixes the FROM list (the put's `gate`).
    */
-  private writesInsert(first: number, threads: "put" | "any"): string {
+  private writesInsert(first: number, threads: "put" | "any", from = ""): string {
     const perRow = threads === "any";
     const [thread, ns] = perRow ? ["u.thread_id", "u.checkpoint_ns"] : ["$1", "$2"];
     const names = [
@@ -131,7 +146,7 @@ DELETE FROM ${s}.checkpoint_threads WHERE thread_id = $1`);
     return `INSERT INTO ${this.s}.checkpoint_writes
   (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
 SELECT ${thread}, ${ns}, u.checkpoint_id, u.task_id, u.task_path, u.idx, u.channel, u.type, ${payloadValue("u")}
-FROM unnest(${arrays.join(", ")}) AS u(${names.join(", ")})
+FROM ${from}unnest(${arrays.join(", ")}) AS u(${names.join(", ")})
 ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
   SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob, task_path = EXCLUDED.task_path
   WHERE EXCLUDED.idx < 0`;

@@ -29,7 +29,7 @@ export interface PlannedBase {
   prefixes: StoredPrefix[];
 }
 
-/** The blob rows of one put, as the parallel arrays `$7..$13` of the put statement. */
+/** The blob rows of one put, as the parallel arrays `$7..$14` of the put statement. */
 export interface PutPlan {
   channels: string[];
   versions: string[];
@@ -38,6 +38,8 @@ export interface PutPlan {
   b64s: Array<string | null>;
   bases: Array<string | null>;
   roots: Array<string | null>;
+  /** xmin of each delta's base row: the put stores nothing unless that very row still exists. */
+  baseXmins: Array<string | null>;
   remember: PlannedBase[];
 }
 
@@ -76,6 +78,7 @@ export async function planPut(input: PutPlanInput): Promise<PutPlan> {
     b64s: [],
     bases: [],
     roots: [],
+    baseXmins: [],
     remember: [],
   };
   for (const [channel, rawVersion] of Object.entries(input.newVersions ?? {})) {
@@ -92,8 +95,12 @@ export async function planPut(input: PutPlanInput): Promise<PutPlan> {
       prev.version !== version &&
       Array.isArray(value) &&
       startsWith(value, prev.items);
+    // Only a base whose row identity is known: the put re-checks that row under the thread's
+    // write lock, so a delete from another process cannot leave the delta without it.
     const base =
-      extendsPrev && prev.items.length > 0 && prev.depth < maxDeltaDepth ? prev : undefined;
+      extendsPrev && prev.items.length > 0 && prev.depth < maxDeltaDepth && prev.xmin !== undefined
+        ? prev
+        : undefined;
     if (base && Array.isArray(value)) {
       const suffix = value.slice(base.items.length);
       const [type, data] = encoder.encodeSync(suffix) ?? (await encoder.dumps(suffix));
@@ -104,6 +111,7 @@ export async function planPut(input: PutPlanInput): Promise<PutPlan> {
         plan.b64s.push(payload.b64);
         plan.bases.push(base.version);
         plan.roots.push(base.root);
+        plan.baseXmins.push(base.xmin ?? null);
         plan.remember.push({
           channel,
           version,
@@ -122,6 +130,7 @@ export async function planPut(input: PutPlanInput): Promise<PutPlan> {
     plan.b64s.push(payload.b64);
     plan.bases.push(null);
     plan.roots.push(null);
+    plan.baseXmins.push(null);
     if (storage === "delta" && Array.isArray(value)) {
       // A full value (a new chain) still extends what this process stored before, when its
       // elements are the same objects: those rows stay valid prefixes.
