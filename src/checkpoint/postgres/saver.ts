@@ -535,7 +535,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
 
   /**
    * The next version of a channel: the integer part of `current` plus one, plus a random
-   * fraction in (0, 0.5). Two writers that fork from the same checkpoint (two processes, or
+   * fraction of 9 decimal digits. Two writers that fork from the same checkpoint (two processes, or
    * LangGraph's own forks) so never produce the same version, whose blob would keep only the
    * first writer's value (LangGraph's Python savers add a random suffix for the same reason).
    * Versions stay numbers, compared numerically by LangGraph, and strictly increase with the
@@ -548,8 +548,12 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   }
 }
 
-/** 2^33: the random fraction is k / 2^33 for 1 <= k < 2^32, exact in a double up to 2^20. */
-const FRACTION_SCALE = 2 ** 33;
+/**
+ * Decimal digits of the random fraction: two forks of one version collide with probability
+ * 1e-9, and a version costs 10 bytes more than an integer wherever it is stored (blob keys,
+ * channel_versions, versions_seen).
+ */
+const FRACTION_DIGITS = 9;
 
 /** See {@link PostgresCheckpointer.getNextVersion}. */
 export function nextChannelVersion(current: number | string | undefined | null): number {
@@ -557,7 +561,10 @@ export function nextChannelVersion(current: number | string | undefined | null):
   if (typeof current === "number") n = Math.floor(current);
   else if (typeof current === "string") n = Number.parseInt(current.split(".")[0] ?? "", 10);
   if (!Number.isFinite(n) || n < 0) n = 0;
-  return n + 1 + (1 + Math.floor(Math.random() * 0xffff_ffff)) / FRACTION_SCALE;
+  const k = 1 + Math.floor(Math.random() * (10 ** FRACTION_DIGITS - 1));
+  // Parsed from its decimal text, so the number prints back as that text (at most 9 digits
+  // after the point), the same in JSON, in Postgres' jsonb and in blob keys.
+  return Number(`${n + 1}.${String(k).padStart(FRACTION_DIGITS, "0")}`);
 }
 
 /** 26000 "prepared statement does not exist", 42P05 "prepared statement already exists". */
