@@ -1,66 +1,31 @@
 /**
- * Threadline's public API. Everything else is internal and may change without notice.
+ * `threadline`: the library an agent runtime imports (checkpointers, migrations, config loading,
+ * errors, types). It loads no HTTP server, model client, cron, embedded database, metrics or
+ * Redis client; those live under `threadline/service`, `threadline/cleanup`,
+ * `threadline/importer` and `threadline/metrics` (a test walks this entry's module graph).
+ * Everything else is internal and may change without notice.
  */
 export {
   PostgresCheckpointer,
   FallbackCheckpointer,
-  registerFallbackMetrics,
+  ForwardingSaver,
   type PostgresCheckpointerOptions,
   type FromConnStringOptions,
   type FallbackCheckpointerOptions,
   type FallbackStatus,
   type FallbackMode,
-  type FallbackMetrics,
 } from "./checkpoint/index.js";
-export {
-  runCleanup,
-  startCleanupSchedule,
-  createCleanupMetrics,
-  cleanupInstalled,
-  DEFAULT_CLEANUP_PAUSE,
-  type CleanupOptions,
-  type CleanupResult,
-  type CleanupSchedule,
-  type CleanupScheduleOptions,
-  type CleanupRunOutcome,
-  type CleanupMetrics,
-} from "./cleanup/index.js";
-export {
-  importRedis,
-  FORMAT_CHOICES,
-  SOURCE_FORMATS,
-  type ImportRedisOptions,
-  type ImportSummary,
-  type ImportProgress,
-  type RejectEntry,
-  type HistoryMode,
-  type FormatChoice,
-  type SourceFormat,
-} from "./importer/index.js";
-export { loadConfig, type LoadConfigOptions, type ThreadlineConfig } from "./config/index.js";
-export { createApp, type AppDeps, type ThreadlineApp, type ServiceControl } from "./http/app.js";
-export {
-  startService,
-  type RunningService,
-  type StartServiceOptions,
-} from "./service/composition-root.js";
-export { createChatModel, OfflineChatModel, buildChatGraph } from "./graphs/chat/index.js";
-export {
-  migrate,
-  pendingMigrations,
-  createPool,
-  poolStats,
-  openDatabase,
-  type Database,
-  type MigrationResult,
-  type PoolOptions,
-  type PoolStats,
-} from "./db/index.js";
+export { loadConfig, type LoadConfigOptions } from "./config/load.js";
+export type { ThreadlineConfig, ThreadlineConfigInput } from "./config/schema.js";
+export { migrate, pendingMigrations, type MigrationResult } from "./db/migrator.js";
+export { createPool, poolStats, type PoolOptions, type PoolStats } from "./db/pool.js";
+export { openDatabase, type Database } from "./db/database.js";
 export {
   ThreadlineError,
   ConfigError,
   isThreadlineError,
   ERROR_CODES,
   type ErrorCode,
+  type ThreadlineErrorOptions,
 } from "./errors.js";
 export type { Logger } from "./logger.js";

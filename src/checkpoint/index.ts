@@ -1,3 +1,5 @@
+// The checkpointers of the library entry. Nothing here may load prom-client or other service
+// packages (the fallback's metrics live in `threadline/metrics`).
 export {
   PostgresCheckpointer,
   type PostgresCheckpointerOptions,
@@ -5,9 +7,8 @@ export {
 } from "./postgres/index.js";
 export {
   FallbackCheckpointer,
-  registerFallbackMetrics,
   type FallbackCheckpointerOptions,
   type FallbackStatus,
   type FallbackMode,
-  type FallbackMetrics,
-} from "./fallback/index.js";
+} from "./fallback/checkpointer.js";
+export { ForwardingSaver } from "./forwarding-saver.js";

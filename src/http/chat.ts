@@ -24,21 +24,11 @@ import {
   uiMessageText,
   type ChatRequest,
 } from "./schemas.js";
+import type { ActiveStream, ServiceState } from "./service-state.js";
 import { UIMessageStreamResponse } from "./sse.js";
 
-/** A chat stream in flight, as the shutdown logic sees it. */
-export interface ActiveStream {
-  /** Cancels the graph run; the stream then ends with an `error` chunk. */
-  abort(): void;
-  /** Settles when the response has ended. */
-  readonly done: Promise<void>;
-}
-
-/** Shared state between the routes and the service's lifecycle (drain, shutdown). */
-export interface ServiceState {
-  draining: boolean;
-  readonly streams: Set<ActiveStream>;
-}
+// In a module of their own so that declarations needing them do not reach the AI SDK's types.
+export type { ActiveStream, ServiceState } from "./service-state.js";
 
 /** What the chat routes need. */
 export interface ChatRoutesDeps {

@@ -1,7 +1,7 @@
 import { Router } from "express";
 import type { Database } from "../db/database.js";
 import type { PoolStats } from "../db/pool.js";
-import type { ServiceState } from "./chat.js";
+import type { ServiceState } from "./service-state.js";
 
 /** What the checkpointer's fallback reports (FallbackCheckpointer.status()). */
 export interface FallbackStatus {

@@ -6,7 +6,7 @@ import { toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
 import { ThreadlineError } from "../errors.js";
 import { principalOf } from "./auth.js";
-import type { ServiceState } from "./chat.js";
+import type { ServiceState } from "./service-state.js";
 import { dbHealth, type DbHealth, type FallbackStatus } from "./health.js";
 import type { ThreadOwners } from "./owners.js";
 

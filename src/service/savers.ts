@@ -1,10 +1,7 @@
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import type { Registry } from "prom-client";
-import {
-  FallbackCheckpointer,
-  PostgresCheckpointer,
-  registerFallbackMetrics,
-} from "../checkpoint/index.js";
+import { FallbackCheckpointer, PostgresCheckpointer } from "../checkpoint/index.js";
+import { registerFallbackMetrics } from "../checkpoint/fallback/metrics.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { probeFreshConnection } from "../db/probe.js";
