@@ -57,14 +57,17 @@ async function startProxy(): Promise<void> {
           method: req.method,
           path: req.url,
           headers: { ...req.headers, "content-length": String(body.length) },
+          // A fresh connection per request: a kept-alive one the instance closes while idle
+          // would reset the next request that reuses it, which is not what this test is about.
+          agent: false,
         },
         (up) => {
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
         },
       );
-      upstream.on("error", () => {
-        res.writeHead(502).end();
+      upstream.on("error", (err) => {
+        res.writeHead(502, { "content-type": "text/plain" }).end(`proxy: ${err.message}`);
       });
       upstream.end(body);
     });
@@ -118,7 +121,9 @@ describe("three service instances behind a round-robin proxy", () => {
             expect(reply).toContain(`${id} message ${turn}`);
             messages = chat.messages;
           } catch (err) {
-            errors.push(err);
+            errors.push(
+              `${id} turn ${turn}: ${err instanceof Error ? err.message || err.name : String(err)}`,
+            );
             return;
           }
         }
