@@ -5,7 +5,7 @@ import { defineConfig } from "vite";
 const here = fileURLToPath(new URL(".", import.meta.url));
 
 /**
- * The page served at `/` (decision 13). `npm run build` writes it to `dist/web/`, which
+ * The page served at `/` (decision W1 in docs/decisions.md). `npm run build` writes it to `dist/web/`, which
  * `threadline serve` serves as static files; nothing is fetched from a CDN at run time.
  * `npm run dev:web` serves it with hot reload and forwards the API to a service on :8787.
  */
