@@ -12,6 +12,16 @@ interface ThreadListProps {
   onDelete: (thread: Thread) => void;
 }
 
+/**
+ * How long the sweep lets this thread sit idle: its own `ttl` (minutes, Agent Server) when it has
+ * one, else the service's; undefined when the sweep is off.
+ */
+function threadTtlMs(thread: Thread, serviceTtlMs: number | undefined): number | undefined {
+  if (serviceTtlMs === undefined) return undefined;
+  const own = (thread as { ttl?: { ttl?: unknown } }).ttl?.ttl;
+  return typeof own === "number" ? own * 60_000 : serviceTtlMs;
+}
+
 /** The threads, newest activity first, titled by their first user message. */
 export function ThreadList({ threads, openId, ttlMs, error, onOpen, onDelete }: ThreadListProps) {
   // A delete takes two clicks: the first turns the button into a confirmation for a few seconds.
@@ -34,10 +44,14 @@ export function ThreadList({ threads, openId, ttlMs, error, onOpen, onDelete }: 
       <ul className="threads">
         {threads.map((thread) => {
           const title = titleOf(thread.values) ?? "New chat";
-          const expiry = expiresAt(thread.updated_at, ttlMs);
+          const expiry = expiresAt(thread.updated_at, threadTtlMs(thread, ttlMs));
           const isOpen = thread.thread_id === openId;
           return (
-            <li key={thread.thread_id} className={isOpen ? "open" : undefined}>
+            <li
+              key={thread.thread_id}
+              className={isOpen ? "open" : undefined}
+              data-thread-id={thread.thread_id}
+            >
               <button
                 type="button"
                 className="thread-open"
