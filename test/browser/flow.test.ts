@@ -267,9 +267,11 @@ describe.skipIf(!haveChromium)("a session on the web page in Chromium", () => {
     const forked = await conversation(page);
     expect(forked.map((m) => m.role)).toEqual(["human", "ai", "human", "ai"]);
     expect(forked[3]!.text).toMatch(/turn 2\./);
-    // Not asserted: the text of the forked branch's third message. PostgresCheckpointer reads a
-    // fork back with the other branch's message there (channel versions of two branches collide
-    // in checkpoint_blobs); reported to the checkpoint lane, the page sends the right input.
+    expect(forked[2]!.text).toBe("Forked question");
+    expect(forked[3]!.text).toMatch(/turn 2\. You said: "Forked question"/);
+    // Read back from the service: the branch holds the forked message.
+    const state = await sdk.threads.getState<{ messages: { content: string }[] }>(first);
+    expect(state.values.messages.map((m) => m.content)[2]).toBe("Forked question");
     await screenshot(page, "flow-2-forked");
   });
 
