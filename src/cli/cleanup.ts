@@ -1,14 +1,14 @@
 import type { Command } from "commander";
 import { cleanupInstalled, runCleanup } from "../cleanup/run.js";
-import { parseDuration } from "../config/duration.js";
+import { cleanupOptions } from "../config/options.js";
 import { openDatabase } from "../db/database.js";
 import { ThreadlineError } from "../errors.js";
 import {
   addCommonOptions,
+  configFlag,
   createCliLogger,
   loadCliConfig,
   runCommand,
-  UsageError,
   type CommonOptions,
 } from "./context.js";
 
@@ -19,40 +19,6 @@ interface CleanupFlags extends CommonOptions {
   pause?: string;
   dryRun?: boolean;
   json?: boolean;
-}
-
-/** Largest batch the config schema accepts; larger batches hold locks for too long. */
-const MAX_BATCH_SIZE = 100_000;
-
-/** `--ttl` / `--max-runtime`: a positive duration such as `7d`, `12h`, `30m`, `45s`. */
-function durationFlag(flag: string, value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    throw new UsageError(
-      `${flag} must be a positive duration such as 7d, 12h, 30m or 45s (units ms, s, m, h, d, w); got ${JSON.stringify(value)}`,
-    );
-  }
-  return ms;
-}
-
-function pauseFlag(value: string): number {
-  const n = /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isFinite(n) || n > 100) {
-    throw new UsageError(
-      `--pause must be a number from 0 (flat out) to 100, e.g. 3 to pause three times as long as each batch took; got ${JSON.stringify(value)}`,
-    );
-  }
-  return n;
-}
-
-function batchSizeFlag(value: string): number {
-  const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BATCH_SIZE) {
-    throw new UsageError(
-      `--batch-size must be a whole number from 1 to ${MAX_BATCH_SIZE}; got ${JSON.stringify(value)}`,
-    );
-  }
-  return n;
 }
 
 /**
@@ -85,15 +51,17 @@ export function registerCleanupCommand(program: Command): void {
       .option("--json", "print one JSON object on stdout"),
   ).action((flags: CleanupFlags) =>
     runCommand(async () => {
-      // Flags are checked before the config and the database, so a typo fails fast with exit 2.
-      const ttlMs = flags.ttl === undefined ? undefined : durationFlag("--ttl", flags.ttl);
-      const batchSize = flags.batchSize === undefined ? undefined : batchSizeFlag(flags.batchSize);
-      const maxRuntimeMs =
-        flags.maxRuntime === undefined
-          ? undefined
-          : durationFlag("--max-runtime", flags.maxRuntime);
-      const pause = flags.pause === undefined ? undefined : pauseFlag(flags.pause);
-      const config = loadCliConfig(flags);
+      // Flags are checked by the config schema before the config and the database are read,
+      // so a typo fails fast with exit 2.
+      const cleanup: Record<string, unknown> = {};
+      if (flags.ttl !== undefined) cleanup.ttl = configFlag("--ttl", "cleanup.ttl", flags.ttl);
+      if (flags.batchSize !== undefined)
+        cleanup.batchSize = configFlag("--batch-size", "cleanup.batchSize", flags.batchSize);
+      if (flags.maxRuntime !== undefined)
+        cleanup.maxRuntime = configFlag("--max-runtime", "cleanup.maxRuntime", flags.maxRuntime);
+      if (flags.pause !== undefined)
+        cleanup.pause = configFlag("--pause", "cleanup.pause", flags.pause);
+      const config = loadCliConfig(flags, { cleanup });
       const logger = createCliLogger(config.log.level);
       const db = await openDatabase(config, logger);
       try {
@@ -106,12 +74,7 @@ export function registerCleanupCommand(program: Command): void {
           );
         }
         const result = await runCleanup(db.pool, {
-          schema,
-          ttlMs: ttlMs ?? config.cleanup.ttl,
-          batchSize: batchSize ?? config.cleanup.batchSize,
-          maxRuntimeMs: maxRuntimeMs ?? config.cleanup.maxRuntime,
-          pause: pause ?? config.cleanup.pause,
-          keepLatest: config.history.keepLatest,
+          ...cleanupOptions(config),
           dryRun: flags.dryRun ?? false,
           logger,
         });

@@ -1,5 +1,6 @@
 import { CommanderError, Option, type Command } from "commander";
 import pino from "pino";
+import { parseLeafValue } from "../config/keys.js";
 import { loadConfig } from "../config/load.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import { isThreadlineError } from "../errors.js";
@@ -35,6 +36,18 @@ export function loadCliConfig(
   return loadConfig(opts.config, {
     overrides: { ...overrides, database: { ...database, ...(overrides.database as object) } },
   });
+}
+
+/**
+ * The value of a flag that sets the config key `path`, validated by that key's schema (the one
+ * config.yaml and the environment go through), so a flag accepts exactly what the key accepts.
+ * Durations come back in ms. A bad value is a UsageError (exit 2) naming the flag and the key.
+ */
+export function configFlag(flag: string, path: string, raw: string): unknown {
+  const parsed = parseLeafValue(path, raw);
+  if (parsed.ok) return parsed.value;
+  const got = parsed.problem.includes(JSON.stringify(raw)) ? "" : `; got ${JSON.stringify(raw)}`;
+  throw new UsageError(`${flag} must be a valid ${path}: ${parsed.problem}${got}`);
 }
 
 /** A pino logger writing JSON lines to stderr, so stdout stays free for `--json`. */

@@ -8,11 +8,11 @@ import {
 import { startService } from "../service/composition-root.js";
 import {
   addCommonOptions,
+  configFlag,
   createCliLogger,
   EXIT,
   loadCliConfig,
   runCommand,
-  UsageError,
   type CommonOptions,
 } from "./context.js";
 
@@ -24,13 +24,6 @@ interface ServeOptions extends CommonOptions {
 
 /** A repeat of the first signal within this many ms is the same request delivered twice. */
 const REPEAT_WINDOW_MS = 1_000;
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65_535)
-    throw new UsageError(`--port must be an integer 0-65535, got ${value}`);
-  return port;
-}
 
 /**
  * `threadline serve [--port N] [--host H] [--graph name=path:export]...`: runs the HTTP service and the cleanup schedule until
@@ -56,8 +49,8 @@ export function registerServeCommand(program: Command): void {
   ).action((opts: ServeOptions) =>
     runCommand(async () => {
       const server: Record<string, unknown> = {};
-      if (opts.port !== undefined) server.port = parsePort(opts.port);
-      if (opts.host !== undefined) server.host = opts.host;
+      if (opts.port !== undefined) server.port = configFlag("--port", "server.port", opts.port);
+      if (opts.host !== undefined) server.host = configFlag("--host", "server.host", opts.host);
       const config = loadCliConfig(opts, { server });
       const logger = createCliLogger(config.log.level);
       const cwd = process.cwd();

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { coerceLeaf, configLeaves, envNameFor } from "./keys.js";
 import { configSchema, type ThreadlineConfig } from "./schema.js";
 
 export interface LoadConfigOptions {
@@ -23,40 +24,8 @@ const ENV_ALIASES: Record<string, string> = {
 /** Leaves that hold secrets: they may come from env or `${VAR}`, never from a literal in a file. */
 const SECRET_PATHS = new Set(["auth.apiKeys", "model.apiKey"]);
 
-/** Optional leaves have no default, so they are listed here to get a THREADLINE_* name too. */
-const OPTIONAL_LEAVES: Record<string, "string"> = {
-  "database.url": "string",
-  "database.directUrl": "string",
-  "model.baseUrl": "string",
-  "model.apiKey": "string",
-  "server.host": "string",
-  "model.systemPrompt": "string",
-};
-
-type Kind = "string" | "number" | "boolean" | "array";
-
-function leafKinds(): Map<string, Kind> {
-  const kinds = new Map<string, Kind>();
-  const walk = (node: unknown, prefix: string) => {
-    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
-      const path = prefix ? `${prefix}.${key}` : key;
-      if (Array.isArray(value)) kinds.set(path, "array");
-      else if (value !== null && typeof value === "object") walk(value, path);
-      else kinds.set(path, typeof value as Kind);
-    }
-  };
-  walk(configSchema.parse({}), "");
-  for (const [path, kind] of Object.entries(OPTIONAL_LEAVES)) kinds.set(path, kind);
-  return kinds;
-}
-
-/** `database.pool.maxOverflow` -> `THREADLINE_DATABASE_POOL_MAX_OVERFLOW`. */
-export function envNameFor(path: string): string {
-  return `THREADLINE_${path
-    .split(".")
-    .map((s) => s.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase())
-    .join("_")}`;
-}
+/** `database.pool.maxOverflow` -> `THREADLINE_DATABASE_POOL_MAX_OVERFLOW` (see `configLeaves`). */
+export { envNameFor } from "./keys.js";
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split(".");
@@ -76,22 +45,6 @@ function getPath(source: unknown, path: string): unknown {
     node = (node as Record<string, unknown>)[part];
   }
   return node;
-}
-
-function coerce(raw: string, kind: Kind): unknown {
-  switch (kind) {
-    case "number":
-      return raw.trim() === "" || Number.isNaN(Number(raw)) ? raw : Number(raw);
-    case "boolean":
-      return /^(true|1|yes|on)$/i.test(raw) ? true : /^(false|0|no|off)$/i.test(raw) ? false : raw;
-    case "array":
-      return raw
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
-    default:
-      return raw;
-  }
 }
 
 const INTERPOLATION_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -194,14 +147,16 @@ export function loadConfig(path?: string, options: LoadConfigOptions = {}): Thre
     throw new ConfigError([`${file}: file not found; pass an existing --config path`]);
   }
 
-  const kinds = leafKinds();
+  const leaves = configLeaves();
+  const kinds = new Map(leaves.map((leaf) => [leaf.path, leaf.kind]));
   const fromEnv = (name: string, leaf: string) => {
     const raw = env[name];
     if (raw === undefined || raw === "") return;
-    setPath(tree, leaf, coerce(raw, kinds.get(leaf) ?? "string"));
+    setPath(tree, leaf, coerceLeaf(raw, kinds.get(leaf) ?? "string"));
   };
+  // Conventional names first, so the THREADLINE_* name of the same key wins when both are set.
   for (const [name, leaf] of Object.entries(ENV_ALIASES)) fromEnv(name, leaf);
-  for (const leaf of kinds.keys()) fromEnv(envNameFor(leaf), leaf);
+  for (const leaf of leaves) fromEnv(leaf.envName, leaf.path);
   for (const [leaf, value] of Object.entries(flatten(options.overrides ?? {}))) {
     if (value !== undefined) setPath(tree, leaf, value);
   }

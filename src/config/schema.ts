@@ -81,6 +81,10 @@ export const configSchema = strict({
     storage: z.enum(["delta", "full"]).default("delta"),
     /** Store a step's pending writes with the next checkpoint of the thread (one statement). */
     coalesceWrites: z.boolean().default(true),
+    /** Threads (x namespaces) whose array channels are remembered as delta bases; 0 = none. */
+    deltaCacheSize: z.number().int().min(0).default(10_000),
+    /** Deltas stacked on one full value before a full value is written again. */
+    maxDeltaDepth: z.number().int().min(1).max(100_000).default(256),
   }).prefault({}),
   fallback: strict({
     enabled: z.boolean().default(true),
@@ -102,6 +106,16 @@ export const configSchema = strict({
       .int()
       .min(0)
       .default(64 * 1024 * 1024),
+    /** Durable checkpoints cached per thread and namespace (the latest and its parent). */
+    cacheCheckpointsPerNamespace: z.number().int().min(1).max(1000).default(2),
+    /** Operations replayed at once after an outage (different threads; one thread stays in order). */
+    replayConcurrency: z.number().int().min(1).max(256).default(4),
+    /** Retries of a primary call on connection errors before serving from memory. */
+    retry: strict({
+      attempts: z.number().int().min(1).max(20).default(2),
+      baseDelay: duration("10ms").default(10),
+      maxDelay: duration("50ms").default(50),
+    }).prefault({}),
   }).prefault({}),
   cleanup: strict({
     enabled: z.boolean().default(true),

@@ -2,6 +2,7 @@ import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import type { Registry } from "prom-client";
 import { FallbackCheckpointer, PostgresCheckpointer } from "../checkpoint/index.js";
 import { registerFallbackMetrics } from "../checkpoint/fallback/metrics.js";
+import { fallbackCheckpointerOptions, postgresCheckpointerOptions } from "../config/options.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { probeFreshConnection } from "../db/probe.js";
@@ -38,26 +39,12 @@ export async function buildSavers(
   const logger = options.logger ?? silentLogger;
   const schema = config.database.schema;
   const primary = new PostgresCheckpointer(db.pool, {
-    schema,
-    storage: config.checkpoint.storage,
-    coalesceWrites: config.checkpoint.coalesceWrites,
-    preparedStatements: config.database.preparedStatements,
-    retry: {
-      attempts: config.database.retry.attempts,
-      baseDelayMs: config.database.retry.baseDelay,
-      maxDelayMs: config.database.retry.maxDelay,
-    },
+    ...postgresCheckpointerOptions(config),
     logger,
   });
   if (!config.fallback.enabled) return { primary, fallback: undefined, checkpointer: primary };
   const fallback = new FallbackCheckpointer(primary, {
-    maxPendingEntries: config.fallback.maxPendingEntries,
-    maxPendingBytes: config.fallback.maxPendingBytes,
-    probeIntervalMs: config.fallback.probeInterval,
-    probeMaxIntervalMs: config.fallback.probeMaxInterval,
-    operationTimeoutMs: config.fallback.operationTimeout,
-    cacheMaxThreads: config.fallback.cacheMaxThreads,
-    cacheMaxBytes: config.fallback.cacheMaxBytes,
+    ...fallbackCheckpointerOptions(config),
     setup: () => primary.setup(),
     // Probe on a connection of its own: pooled ones may be black-holed after a network fault.
     ...(db.kind === "postgres" ? { probe: () => probeFreshConnection(db.pool, schema) } : {}),
