@@ -3,10 +3,13 @@ import { Command, CommanderError } from "commander";
 import { registerMigrateCommand } from "./cli/migrate.js";
 import { registerCommands } from "./cli/commands.js";
 import { EXIT } from "./cli/context.js";
+import { packageVersion } from "./paths.js";
 
 const program = new Command("threadline")
   .description("Durable PostgreSQL memory for LangGraph agents")
-  .version(process.env.npm_package_version ?? "0.1.0")
+  // From package.json itself: npm_package_version is only set under `npm run`, and is the
+  // version of whatever package runs the script (a project that installed Threadline).
+  .version(packageVersion())
   .exitOverride()
   .showHelpAfterError();
 

@@ -21,6 +21,8 @@ export const ERROR_CODES = [
   "MIGRATION_CHECKSUM_MISMATCH",
   /** The database was migrated by a newer Threadline than this one. */
   "SCHEMA_TOO_NEW",
+  /** A migration numbered below one already applied is not applied (files run in number order). */
+  "MIGRATION_OUT_OF_ORDER",
   /** A thread or checkpoint does not exist. */
   "NOT_FOUND",
   /** The resource exists already, or is busy with another run (HTTP 409). */

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,4 +14,14 @@ export function packageRoot(): string {
     if (parent === dir) throw new Error("threadline: cannot find the package root (sql/ folder)");
     dir = parent;
   }
+}
+
+/** The `version` of Threadline's package.json (what `threadline --version` prints). */
+export function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as {
+    version?: unknown;
+  };
+  if (typeof manifest.version !== "string")
+    throw new Error("threadline: package.json has no version");
+  return manifest.version;
 }

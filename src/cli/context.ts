@@ -6,7 +6,7 @@ import type { ThreadlineConfig } from "../config/schema.js";
 import { isThreadlineError } from "../errors.js";
 import type { Logger } from "../logger.js";
 
-/** Options every command accepts (INTERFACE.md). */
+/** Options every command accepts (README, "Command line"; a public contract). */
 export interface CommonOptions {
   config?: string;
   databaseUrl?: string;

@@ -194,7 +194,7 @@ export function registerImportRedisCommand(program: Command): void {
           batchSize,
           // The embedded database serves one connection; more transactions would only queue.
           concurrency: db.kind === "embedded" ? 1 : concurrency,
-          // COPY FROM STDIN wedges the embedded server (EMBEDDED.md): INSERTs only there.
+          // COPY FROM STDIN wedges the embedded server (README, embedded caveats): INSERTs only there.
           ...(db.kind === "embedded" ? { copyMinRows: Number.POSITIVE_INFINITY } : {}),
           dryRun: opts.dryRun ?? false,
           verify: opts.verify ?? false,

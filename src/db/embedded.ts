@@ -234,7 +234,7 @@ async function waitForListening(child: ChildProcess, logger: Logger): Promise<vo
 }
 
 /**
- * Starts the embedded development database (see ../shared/EMBEDDED.md): PGlite's socket server
+ * Starts the embedded development database (README, "The embedded database: caveats"; docs/decisions.md): PGlite's socket server
  * in a child process (so its queries never block this event loop), reached through the same `pg`
  * code path as a real server with exactly ONE connection for the whole application (PGlite has
  * one backend: a second connection could receive another's results), and a lock file of our own

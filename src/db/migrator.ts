@@ -32,23 +32,31 @@ const LOCK_CLASS = 0x74_6c_6d_67; // "tlmg"
 
 let cached: Migration[] | undefined;
 
-/** Reads the migration files once, in version order. */
+/**
+ * Reads the migration files once, in version order. The version is the file's number: numbers
+ * must be unique and increasing but may leave a gap (a migration numbered ahead of one still in
+ * review lands first); a gap that is filled after a later file was applied is refused at
+ * migrate time (MIGRATION_OUT_OF_ORDER), since files are written against the ones before them.
+ */
 export function loadMigrations(dir?: string): Migration[] {
   if (dir === undefined && cached) return cached;
   const folder = dir ?? join(packageRoot(), "sql", "migrations");
   const files = readdirSync(folder)
     .filter((f) => f.endsWith(".sql"))
     .sort();
-  const migrations = files.map((file, i) => {
+  let previous = 0;
+  const migrations = files.map((file) => {
     const match = FILE_RE.exec(file);
-    if (!match || Number(match[1]) !== i + 1) {
+    const version = match ? Number(match[1]) : NaN;
+    if (!match || !(version > previous)) {
       throw new Error(
-        `migration file ${file} must be named ${String(i + 1).padStart(4, "0")}_<slug>.sql`,
+        `migration file ${file} must be named NNNN_<slug>.sql with a number above ${String(previous).padStart(4, "0")} used by no other file`,
       );
     }
+    previous = version;
     const sql = readFileSync(join(folder, file), "utf8");
     return {
-      version: i + 1,
+      version,
       name: match[2]!,
       sql,
       checksum: createHash("sha256").update(sql).digest("hex"),
@@ -188,6 +196,16 @@ function checkLedger(
   schema: string,
 ): void {
   const known = new Map(migrations.map((m) => [m.version, m]));
+  const applied = new Set(rows.map((r) => r.version));
+  const newest = Math.max(0, ...applied);
+  const skipped = migrations.find((m) => m.version < newest && !applied.has(m.version));
+  if (skipped) {
+    throw new ThreadlineError(
+      "MIGRATION_OUT_OF_ORDER",
+      `Migration ${skipped.version} (${skipped.name}) is not applied to schema ${schema}, which already has migration ${newest}: files run in number order only. Renumber the file above ${newest} before releasing it.`,
+      { details: { schema, version: skipped.version, newest } },
+    );
+  }
   for (const row of rows) {
     const migration = known.get(row.version);
     if (!migration) {

@@ -14,7 +14,7 @@ export interface FallbackStatus {
   since?: string;
 }
 
-/** `GET /health/db` body (INTERFACE.md). */
+/** `GET /health/db` body (README, "Endpoints"; a public contract). */
 export interface DbHealth {
   status: "ok" | "degraded" | "down";
   mode: "primary" | "fallback";

@@ -81,7 +81,7 @@ export interface RejectEntry {
   reason: string;
 }
 
-/** The outcome of a run: the INTERFACE.md fields first, details after. */
+/** The outcome of a run: the fields of `--json` that README promises first, details after. */
 export interface ImportSummary {
   /** Threads that gained at least one checkpoint or write (dry run: would gain). */
   threadsImported: number;

@@ -1,7 +1,7 @@
 import type { ValueFlags } from "./values.js";
 
 /**
- * The source layouts the importer reads (REDIS-FORMATS.md):
+ * The source layouts the importer reads (README, "Importing sessions from Redis" > "Formats"):
  * - `python`: langgraph-checkpoint-redis >= 0.1 `RedisSaver`;
  * - `python-shallow`: its `ShallowRedisSaver`;
  * - `python-0.0`: langgraph-checkpoint-redis <= 0.0.8 (parent-keyed ids, blob docs);

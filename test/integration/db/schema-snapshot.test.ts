@@ -76,7 +76,7 @@ async function describeSchema(pool: pg.Pool, name: string): Promise<string> {
 }
 
 describe("schema snapshot", () => {
-  it("the migrated schema matches sql/schema.snapshot.txt (after a deliberate change: npx vitest run -u)", async () => {
+  it("the migrated schema matches sql/schema.snapshot.txt (after a deliberate change: npx vitest run <this file> --update)", async () => {
     await expect(await describeSchema(admin, schema)).toMatchFileSnapshot(
       "../../../sql/schema.snapshot.txt",
     );

@@ -9,7 +9,7 @@ import { TEST_REDIS_URL } from "../../helpers/db.js";
 /**
  * Builds source data for every supported Redis layout from real LangGraph runs: a conversation
  * runs against MemorySaver, and each of its checkpoints and pending writes is then written in
- * the exact documents and keys of a Redis saver (REDIS-FORMATS.md). RedisJSON documents are
+ * the exact documents and keys of a Redis saver (README, "Formats"). RedisJSON documents are
  * stored as STRING values, which is what the importer reads on a plain Redis without modules.
  */
 

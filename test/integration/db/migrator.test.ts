@@ -29,6 +29,10 @@ afterAll(async () => {
   await admin.end();
 });
 
+/** The number after the newest shipped migration, as the 4-digit prefix of a file name. */
+const nextNumber = (plus = 1) =>
+  String(Math.max(...loadMigrations().map((m) => m.version)) + plus).padStart(4, "0");
+
 function copyMigrations(): string {
   const dir = mkdtempSync(join(tmpdir(), "tl-migrations-"));
   const src = join(packageRoot(), "sql", "migrations");
@@ -82,9 +86,8 @@ describe("migrator", () => {
   it("refuses a database migrated by a newer Threadline (SCHEMA_TOO_NEW)", async () => {
     const s = schema("tl_mig_new");
     const dir = copyMigrations();
-    const next = String(readdirSync(dir).length + 1).padStart(4, "0");
     writeFileSync(
-      join(dir, `${next}_from_the_future.sql`),
+      join(dir, `${nextNumber()}_from_the_future.sql`),
       "CREATE TABLE :SCHEMA.future (id int);\n",
     );
     await migrate(admin, { schema: s, migrations: loadMigrations(dir) });
@@ -96,9 +99,8 @@ describe("migrator", () => {
   it("a failing migration rolls back its ledger row and can be retried", async () => {
     const s = schema("tl_mig_fail");
     const dir = copyMigrations();
-    const next = String(readdirSync(dir).length + 1).padStart(4, "0");
     writeFileSync(
-      join(dir, `${next}_broken.sql`),
+      join(dir, `${nextNumber()}_broken.sql`),
       "CREATE TABLE :SCHEMA.broken (id int);\nSELECT 1/0;\n",
     );
     const err = await migrate(admin, { schema: s, migrations: loadMigrations(dir) }).catch(
@@ -108,9 +110,51 @@ describe("migrator", () => {
     const { rows } = await admin.query(
       `SELECT max(version)::int AS v FROM "${s}".threadline_migrations`,
     );
-    expect(rows[0].v).toBe(loadMigrations().length);
+    expect(rows[0].v).toBe(Math.max(...loadMigrations().map((m) => m.version)));
     const { rows: t } = await admin.query("SELECT to_regclass($1) AS t", [`${s}.broken`]);
     expect(t[0].t).toBeNull();
+  });
+
+  it("takes each file's number as its version and accepts a gap in the numbering", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tl-migrations-"));
+    writeFileSync(join(dir, "0001_first.sql"), "SELECT 1;\n");
+    writeFileSync(join(dir, "0003_third.sql"), "SELECT 3;\n");
+    expect(loadMigrations(dir).map((m) => [m.version, m.name])).toEqual([
+      [1, "first"],
+      [3, "third"],
+    ]);
+  });
+
+  it("refuses two files with one number, and a file without a number", () => {
+    const dup = mkdtempSync(join(tmpdir(), "tl-migrations-"));
+    writeFileSync(join(dup, "0001_first.sql"), "SELECT 1;\n");
+    writeFileSync(join(dup, "0001_again.sql"), "SELECT 1;\n");
+    expect(() => loadMigrations(dup)).toThrow(/0001_first\.sql must be named NNNN_<slug>\.sql/);
+    const bad = mkdtempSync(join(tmpdir(), "tl-migrations-"));
+    writeFileSync(join(bad, "first.sql"), "SELECT 1;\n");
+    expect(() => loadMigrations(bad)).toThrow(/must be named/);
+  });
+
+  it("refuses a file that fills a gap below an applied migration (MIGRATION_OUT_OF_ORDER)", async () => {
+    const s = schema("tl_mig_gap");
+    const dir = copyMigrations();
+    writeFileSync(
+      join(dir, `${nextNumber(2)}_ahead.sql`),
+      "CREATE TABLE :SCHEMA.ahead (id int);\n",
+    );
+    await migrate(admin, { schema: s, migrations: loadMigrations(dir) });
+    writeFileSync(join(dir, `${nextNumber(1)}_late.sql`), "CREATE TABLE :SCHEMA.late (id int);\n");
+    const withLate = loadMigrations(dir);
+    for (const attempt of [
+      () => migrate(admin, { schema: s, migrations: withLate }),
+      () => pendingMigrations(admin, { schema: s, migrations: withLate }),
+    ]) {
+      const err = await attempt().catch((e: unknown) => e);
+      expect(isThreadlineError(err, "MIGRATION_OUT_OF_ORDER")).toBe(true);
+      expect((err as Error).message).toMatch(/Renumber the file above/);
+    }
+    const { rows } = await admin.query("SELECT to_regclass($1) AS t", [`${s}.late`]);
+    expect(rows[0].t).toBeNull();
   });
 
   it("dry run lists the pending SQL with the schema escaped and changes nothing", async () => {
