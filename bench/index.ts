@@ -4,7 +4,7 @@ import { benchCheckpoints, type CheckpointBenchResult } from "./checkpoint.js";
 import { runExtras } from "./extras.js";
 
 /**
- * `npm run bench [-- --quick] [-- --json <file>] [-- --only checkpoint,instances,prepared,sweep,import,load,embedded]`
+ * `npm run bench [-- --quick] [-- --json <file>] [-- --only checkpoint,instances,prepared,agent,sweep,import,load,embedded]`
  *
  * One process measures the official PostgresSaver, Threadline's PostgresCheckpointer, MemorySaver
  * and a raw-pg floor on the same Postgres with the same payloads, interleaved in rounds, and
@@ -190,6 +190,26 @@ if (want("prepared")) {
       "| --- | ---: | ---: | ---: |",
       `| chat turn (invoke) | ${fmt(r.chatTurn.p50.named, 3)} | ${fmt(r.chatTurn.p50.unnamed, 3)} | ${fmt(r.chatTurn.ratios["unnamed/named"])}x |`,
       `| getTuple latest, 20-turn thread, no cache | ${fmt(r.getTuple.named, 3)} | ${fmt(r.getTuple.unnamed, 3)} | ${fmt(r.getTuple.ratio)}x |`,
+      "",
+    ].join("\n"),
+  );
+}
+
+if (want("agent")) {
+  const { benchAgentServer } = await import("./agent-server.js");
+  log("Agent Server benchmark (runs.wait and runs.stream over HTTP vs in-process MemorySaver)");
+  const r = await benchAgentServer({ url, quick });
+  results.agentServer = r;
+  process.stdout.write(
+    [
+      "",
+      `## Agent Server turn over HTTP vs the same graph in-process (p50 ms; ${r.rounds} rounds of ${r.turnsPerRound} turns, ratios are medians of per-round ratios)`,
+      "",
+      "| figure | p50 ms | vs in-process MemorySaver |",
+      "| --- | ---: | ---: |",
+      `| \`runs.wait\` turn (SDK over HTTP, Postgres) | ${fmt(r.p50.wait, 3)} | ${fmt(r.ratios["wait/memory"])}x |`,
+      `| \`runs.stream\` turn, values (SDK over HTTP, Postgres) | ${fmt(r.p50.stream, 3)} | ${fmt(r.ratios["stream/memory"])}x |`,
+      `| \`graph.invoke\` in-process on MemorySaver | ${fmt(r.p50.memory, 3)} | 1.00x |`,
       "",
     ].join("\n"),
   );

@@ -49,6 +49,8 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   expect(figures.checkpoint.storage.threadline.bytes).toBeGreaterThan(0);
   expect(figures.prepared.chatTurn.ratios["unnamed/named"]).toBeGreaterThan(0);
   expect(figures.prepared.getTuple.ratio).toBeGreaterThan(0);
+  expect(figures.agentServer.ratios["wait/memory"]).toBeGreaterThan(0);
+  expect(figures.agentServer.ratios["stream/memory"]).toBeGreaterThan(0);
   expect(figures.sweep.checkpointsDeleted).toBeGreaterThan(0);
   expect(figures.import.checkpoints).toBeGreaterThan(0);
   expect(figures.load.turns).toBeGreaterThan(0);
