@@ -25,8 +25,10 @@ register(new URL("./hooks.mjs", import.meta.url), { data: { out: process.env.REC
 `;
 
 /**
- * The npm packages a fresh Node process resolves while importing `entry` (a path or a bare
- * specifier resolved from `cwd`), by package name (`pg`, `@langchain/core`, ...). With `tsx`,
+ * The npm packages a fresh Node process loads while importing `entry` (a path or a bare
+ * specifier resolved from `cwd`), by package name (`pg`, `@langchain/core`, ...): every URL the
+ * ES module resolver returned, plus every CommonJS module in `require.cache` (those loaded by
+ * `require()` inside CommonJS packages do not pass the resolve hook). With `tsx`,
  * TypeScript sources are loaded through tsx's hooks; tsx itself is left out of the result.
  */
 export async function packagesLoadedBy(
@@ -48,7 +50,13 @@ export async function packagesLoadedBy(
         pathToFileURL(join(dir, "register.mjs")).href,
         "--input-type=module",
         "-e",
-        `await import(${JSON.stringify(target)});`,
+        // CommonJS modules loaded by require() never reach the resolve hook: add require.cache.
+        `await import(${JSON.stringify(target)});
+         const { createRequire } = await import("node:module");
+         const { appendFileSync } = await import("node:fs");
+         const { pathToFileURL } = await import("node:url");
+         const cached = Object.keys(createRequire(import.meta.url).cache);
+         appendFileSync(process.env.RECORD_OUT, cached.map((f) => pathToFileURL(f).href + "\\n").join(""));`,
       ],
       { cwd: options.cwd, env: { ...process.env, RECORD_OUT: out } },
     );
