@@ -209,5 +209,5 @@ describe("two library processes writing the same threads", () => {
       });
       expect(messagesOf(old?.checkpoint.channel_values)).toEqual(baseMessages.get(thread));
     }
-  });
+  }, 180_000); // ~20 s on a quiet machine: two child processes start tsx and LangGraph
 });

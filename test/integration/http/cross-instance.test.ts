@@ -156,5 +156,5 @@ describe("a thread deleted by one instance while another streams a turn on it", 
     // The turn's later checkpoints land in a fresh thread (stored whole), every time.
     expect(outcomes).toEqual({ fresh: 10, deleted: 0 });
     for (const s of served) expect(s.logs()).not.toContain("DATA_CORRUPT");
-  });
+  }, 180_000); // ~15 s on a quiet machine; two services and 50 turns under a load of 20+
 });
