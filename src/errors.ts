@@ -33,6 +33,10 @@ export const ERROR_CODES = [
   "FALLBACK_FULL",
   /** A record read by the Redis importer cannot be converted. */
   "IMPORT_RECORD_INVALID",
+  /** The Redis to import from cannot be reached (refused, unknown host, timeout). */
+  "REDIS_UNAVAILABLE",
+  /** The service's address is taken by another process (EADDRINUSE). */
+  "PORT_IN_USE",
   /** The caller is not authenticated. */
   "UNAUTHORIZED",
   /** Too many requests for this key. */

@@ -1,15 +1,8 @@
 import type { Command } from "commander";
 import {
-  graphsFromConfig,
-  graphsFromLangGraphJson,
-  mergeGraphSpecs,
-  parseGraphFlag,
-} from "../graphs/spec.js";
-import { startService } from "../service/composition-root.js";
-import {
   addCommonOptions,
   configFlag,
-  createCliLogger,
+  createServiceLogger,
   EXIT,
   loadCliConfig,
   runCommand,
@@ -52,8 +45,17 @@ export function registerServeCommand(program: Command): void {
       if (opts.port !== undefined) server.port = configFlag("--port", "server.port", opts.port);
       if (opts.host !== undefined) server.host = configFlag("--host", "server.host", opts.host);
       const config = loadCliConfig(opts, { server });
-      const logger = createCliLogger(config.log.level);
+      // The service logs JSON lines (what log collectors parse), also on a terminal.
+      const logger = createServiceLogger(config.log.level);
       const cwd = process.cwd();
+      // Loaded here, not at the top: other commands (and usage errors) skip the service's modules.
+      const [
+        { graphsFromConfig, graphsFromLangGraphJson, mergeGraphSpecs, parseGraphFlag },
+        { startService },
+      ] = await Promise.all([
+        import("../graphs/spec.js"),
+        import("../service/composition-root.js"),
+      ]);
       const graphs = mergeGraphSpecs(
         graphsFromLangGraphJson(cwd),
         graphsFromConfig(config.graphs, cwd),

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { ThreadlineConfig } from "../config/schema.js";
+import { ConfigError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { createPool, poolStats, type PoolStats } from "./pool.js";
 
@@ -31,13 +32,43 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * Checks that `url` is a connection string `pg` can use: `postgres://` / `postgresql://` (or
+ * `socket:`) URL, or an absolute Unix socket directory. Anything else would be read as a path
+ * on some host called "base" and fail later as an unreachable server, which it is not.
+ *
+ * @param source where the value came from, named in the error
+ * @throws ConfigError naming the source and the expected form
+ */
+export function checkConnectionString(
+  url: string,
+  source = "database.url (DATABASE_URL or --database-url)",
+): void {
+  if (url.startsWith("/")) return;
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // Not a URL at all.
+  }
+  if (protocol === "postgres:" || protocol === "postgresql:" || protocol === "socket:") return;
+  const shown = protocol === undefined ? "" : ` (got a ${protocol}// URL)`;
+  throw new ConfigError([
+    `${source} is not a PostgreSQL connection string${shown}; use postgres://user:password@host:5432/database`,
+  ]);
+}
+
+/**
  * Opens the configured database. A real `database.url` (DATABASE_URL) always wins; without one,
  * the embedded Postgres (PGlite over its socket server, one connection) keeps data in
  * `database.embedded.dataDir`.
+ *
+ * @throws ConfigError for a URL that is not a PostgreSQL connection string
  */
 export async function openDatabase(config: ThreadlineConfig, logger: Logger): Promise<Database> {
   const db = config.database;
   if (db.url) {
+    checkConnectionString(db.url);
+    if (db.directUrl) checkConnectionString(db.directUrl, "database.directUrl");
     const pool = createPool({
       connectionString: db.url,
       applicationName: db.applicationName,

@@ -13,6 +13,7 @@ import { migrate } from "../db/migrator.js";
 import { loadGraphs } from "../graphs/load.js";
 import type { GraphSpec } from "../graphs/spec.js";
 import { silentLogger, type Logger } from "../logger.js";
+import { ThreadlineError } from "../errors.js";
 import { createApp, type ThreadlineApp } from "../http/app.js";
 import { describeError } from "../http/errors.js";
 import { buildSavers } from "./savers.js";
@@ -33,6 +34,26 @@ export function isLoopback(host: string): boolean {
   return (
     h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::ffff:127.0.0.1"
   );
+}
+
+/** A listen failure as the operator can act on it: the address, and how to pick another. */
+function listenError(err: Error, host: string, config: ThreadlineConfig): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") {
+    return new ThreadlineError(
+      "PORT_IN_USE",
+      `${host}:${config.server.port} is already in use by another process (another threadline serve?); stop it, or pick another port with --port or PORT`,
+      { cause: err, details: { host, port: config.server.port } },
+    );
+  }
+  if (code === "EADDRNOTAVAIL") {
+    return new ThreadlineError(
+      "CONFIG_INVALID",
+      `cannot listen on ${host}: not an address of this machine; use --host 127.0.0.1, 0.0.0.0 or one of its addresses`,
+      { cause: err, details: { host } },
+    );
+  }
+  return err;
 }
 
 /** How long each closing step of a shutdown may take (cancelled streams, cleanup, pools), in ms. */
@@ -157,11 +178,12 @@ export async function startService(
     const server = createServer(app);
     // Replies can stream for minutes: only the request itself is time-boxed.
     server.requestTimeout = 60_000;
-    server.listen(config.server.port, listenHost(config));
-    await Promise.race([
-      once(server, "listening"),
-      once(server, "error").then(([err]) => Promise.reject(err as Error)),
-    ]);
+    const host = listenHost(config);
+    server.listen(config.server.port, host);
+    // `once` rejects with the server's 'error' event (EADDRINUSE, ...) while it waits.
+    await once(server, "listening").catch((err: unknown) => {
+      throw listenError(err as Error, host, config);
+    });
     const address = server.address() as AddressInfo;
     const bound = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const wildcard = bound === "0.0.0.0" || bound === "[::]";

@@ -1,3 +1,4 @@
+import { redactUrl } from "../../../src/db/database.js";
 import { spawnSync } from "node:child_process";
 import {
   TEST_DATABASE_URL,
@@ -38,7 +39,12 @@ describe("threadline migrate", () => {
     expect(JSON.parse(first.stdout).applied.length).toBeGreaterThanOrEqual(6);
     const second = cli("migrate", "--json", "--schema", schema);
     expect(second.code).toBe(0);
-    expect(JSON.parse(second.stdout)).toEqual({ schema, dryRun: false, applied: [] });
+    expect(JSON.parse(second.stdout)).toEqual({
+      database: redactUrl(TEST_DATABASE_URL),
+      schema,
+      dryRun: false,
+      applied: [],
+    });
   });
 
   it.each([`bad"name`, "Robert'); DROP TABLE x;--", "UPPER"])(

@@ -95,7 +95,12 @@ describe("threadline cleanup", () => {
     runs.forEach((run, i) => {
       const flag = /^--[a-z-]+/.exec(bad[i]![0]!)![0];
       expect(run.code, bad[i]!.join(" ")).toBe(2);
-      expect(run.stdout).toBe("");
+      expect(JSON.parse(run.stdout)).toEqual({
+        error: {
+          code: "USAGE_ERROR",
+          message: expect.stringContaining(`${flag} must be`) as string,
+        },
+      });
       expect(run.stderr).toContain(`${flag} must be`);
     });
   });
@@ -103,7 +108,7 @@ describe("threadline cleanup", () => {
   it("exits 1 and says to run migrate when the schema is not installed", async () => {
     const run = await cli("--schema", "tl_cleanup_cli_nowhere", "--json");
     expect(run.code).toBe(1);
-    expect(run.stdout).toBe("");
+    expect(JSON.parse(run.stdout)).toMatchObject({ error: { code: "SCHEMA_NOT_INSTALLED" } });
     expect(run.stderr).toMatch(/SCHEMA_NOT_INSTALLED.*threadline migrate/);
   });
 });

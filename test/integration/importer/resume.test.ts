@@ -232,5 +232,6 @@ describe("import-redis runs", () => {
     const bad = await cli("--schema", schema, "--history", "sometimes");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--history/);
-  });
+    // Three CLI runs through tsx: a minute or more on a loaded machine.
+  }, 240_000);
 });
