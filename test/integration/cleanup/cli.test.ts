@@ -39,7 +39,7 @@ function cli(...args: string[]): Promise<Run> {
       {
         cwd: root,
         env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, THREADLINE_LOG_LEVEL: "warn" },
-        timeout: 60_000,
+        timeout: 170_000,
       },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
@@ -103,7 +103,8 @@ describe("threadline cleanup", () => {
       });
       expect(run.stderr).toContain(`${flag} must be`);
     });
-  });
+    // Seven CLI processes at once: a minute or more on a loaded machine.
+  }, 180_000);
 
   it("exits 1 and says to run migrate when the schema is not installed", async () => {
     const run = await cli("--schema", "tl_cleanup_cli_nowhere", "--json");
