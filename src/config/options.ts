@@ -32,6 +32,7 @@ export function postgresCheckpointerOptions(config: ThreadlineConfig): PostgresT
     preparedStatements: config.database.preparedStatements,
     coalesceWrites: config.checkpoint.coalesceWrites,
     deltaCacheSize: config.checkpoint.deltaCacheSize,
+    deltaCacheMaxBytes: config.checkpoint.deltaCacheMaxBytes,
     maxDeltaDepth: config.checkpoint.maxDeltaDepth,
     retry: {
       attempts: config.database.retry.attempts,

@@ -85,6 +85,12 @@ export const configSchema = strict({
     deltaCacheSize: z.number().int().min(0).default(10_000),
     /** Deltas stacked on one full value before a full value is written again. */
     maxDeltaDepth: z.number().int().min(1).max(100_000).default(256),
+    /** Bytes the remembered delta bases may keep alive (64 MiB); LRU threads are forgotten beyond. */
+    deltaCacheMaxBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 * 1024 * 1024),
   }).prefault({}),
   fallback: strict({
     enabled: z.boolean().default(true),

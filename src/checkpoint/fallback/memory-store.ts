@@ -16,6 +16,7 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import { ThreadlineError } from "../../errors.js";
 import { asLimit } from "../config-ids.js";
+import { estimateBytes, estimateItemsBytes } from "../size.js";
 import { PendingLog, type PendingOp, type Serialized } from "./pending-log.js";
 
 export type { PendingOp, Serialized } from "./pending-log.js";
@@ -97,28 +98,12 @@ function byteLength(s: Serialized): number {
   return s[1].byteLength;
 }
 
-/** Estimated JSON sizes of cached objects, by identity: a message is measured once. */
-const measured = new WeakMap<object, number>();
-
 function jsonLength(value: unknown): number {
   try {
     return JSON.stringify(value)?.length ?? 8;
   } catch {
     return 1024; // circular or otherwise unserializable: only an estimate is needed
   }
-}
-
-/** About the bytes a value takes when serialized, without serializing it again each time. */
-function estimatedBytes(value: unknown): number {
-  if (value === null || typeof value !== "object") return jsonLength(value);
-  const known = measured.get(value);
-  if (known !== undefined) return known;
-  let n = 2;
-  if (Array.isArray(value)) for (const item of value) n += estimatedBytes(item) + 1;
-  else n = jsonLength(value);
-  // Arrays are new at every step (reducers return new arrays); their elements are what repeats.
-  if (!Array.isArray(value)) measured.set(value, n);
-  return n;
 }
 
 /**
@@ -146,7 +131,9 @@ function checkpointBytes(c: Serialized | LiveCheckpoint): number {
   if (Array.isArray(c)) return byteLength(c);
   const { channel_values: values, ...rest } = c.live;
   let n = jsonLength(rest);
-  for (const [k, v] of Object.entries(values ?? {})) n += k.length + estimatedBytes(v);
+  // Heap estimates (elements measured once each): the cache's bound is on what it keeps alive.
+  for (const [k, v] of Object.entries(values ?? {}))
+    n += k.length + (Array.isArray(v) ? estimateItemsBytes(v) : estimateBytes(v));
   return n;
 }
 

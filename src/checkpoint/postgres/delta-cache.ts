@@ -1,3 +1,5 @@
+import { estimateItemsBytes } from "../size.js";
+
 /**
  * What this process last stored (or loaded) for an array channel of a thread: the version, the
  * element objects, and the identity (xmin) of the blob row holding that version. A later put
@@ -40,23 +42,41 @@ export function prefixesAfter(base: DeltaBase): StoredPrefix[] {
   return prefixes.length > MAX_PREFIXES ? prefixes.slice(-MAX_PREFIXES) : prefixes;
 }
 
+/** Limits of a {@link DeltaCache}. */
+export interface DeltaCacheLimits {
+  /** Threads (x namespaces) remembered at most; 0 disables the cache. */
+  maxThreads: number;
+  /** Estimated bytes the remembered values may keep alive at most (see size.ts). */
+  maxBytes: number;
+}
+
+/** Bookkeeping per remembered value: the prefixes list and the map entry. */
+const BASE_OVERHEAD_BYTES = 256;
+const PREFIX_BYTES = 96;
+
+interface ThreadEntry {
+  channels: Map<string, DeltaBase>;
+  /** Estimated bytes of `channels`, by channel. */
+  sizes: Map<string, number>;
+  bytes: number;
+}
+
 /**
- * A small LRU of threads (thread x namespace), each with its array channels. Losing an entry only
- * costs one full write or one full read.
+ * An LRU of threads (thread x namespace), each with its array channels, bounded by threads and
+ * by the estimated bytes the values keep alive. Losing an entry only costs one full write (or a
+ * longer read); a value larger than the whole budget is not remembered at all.
  */
 export class DeltaCache {
-  private readonly threads = new Map<string, Map<string, DeltaBase>>();
+  private readonly threads = new Map<string, ThreadEntry>();
+  private totalBytes = 0;
 
-  /** @param capacity threads (x namespaces) remembered at most. */
-  constructor(private readonly capacity: number) {}
+  constructor(private readonly limits: DeltaCacheLimits) {}
 
   private static key(threadId: string, ns: string): string {
     return `${threadId}\u0000${ns}`;
   }
 
-  /** Every remembered channel of a thread/namespace (marks it recently used). */
-  channels(threadId: string, ns: string): Map<string, DeltaBase> | undefined {
-    const key = DeltaCache.key(threadId, ns);
+  private touch(key: string): ThreadEntry | undefined {
     const hit = this.threads.get(key);
     if (hit) {
       this.threads.delete(key);
@@ -65,36 +85,81 @@ export class DeltaCache {
     return hit;
   }
 
+  /** Every remembered channel of a thread/namespace (marks it recently used). */
+  channels(threadId: string, ns: string): Map<string, DeltaBase> | undefined {
+    return this.touch(DeltaCache.key(threadId, ns))?.channels;
+  }
+
   get(threadId: string, ns: string, channel: string): DeltaBase | undefined {
     return this.channels(threadId, ns)?.get(channel);
   }
 
   set(threadId: string, ns: string, channel: string, base: DeltaBase): void {
-    if (this.capacity <= 0) return;
-    let channels = this.channels(threadId, ns);
-    if (!channels) {
-      channels = new Map();
-      this.threads.set(DeltaCache.key(threadId, ns), channels);
-      if (this.threads.size > this.capacity) {
-        const oldest = this.threads.keys().next();
-        if (!oldest.done) this.threads.delete(oldest.value);
-      }
+    const { maxThreads, maxBytes } = this.limits;
+    if (maxThreads <= 0 || maxBytes <= 0) return;
+    const bytes =
+      estimateItemsBytes(base.items) +
+      BASE_OVERHEAD_BYTES +
+      PREFIX_BYTES * (base.prefixes?.length ?? 0);
+    const key = DeltaCache.key(threadId, ns);
+    if (bytes > maxBytes) {
+      // Larger than the whole budget: keeping it would evict everything else for one thread.
+      this.delete(threadId, ns, channel);
+      return;
     }
-    channels.set(channel, base);
+    let entry = this.touch(key);
+    if (!entry) {
+      entry = { channels: new Map(), sizes: new Map(), bytes: 0 };
+      this.threads.set(key, entry);
+    }
+    this.forget(entry, channel);
+    entry.channels.set(channel, base);
+    entry.sizes.set(channel, bytes);
+    entry.bytes += bytes;
+    this.totalBytes += bytes;
+    // Least recently used first; the entry just written is the most recent and stays.
+    for (const [oldest, victim] of this.threads) {
+      if (this.threads.size <= maxThreads && this.totalBytes <= maxBytes) break;
+      if (oldest === key) break;
+      this.totalBytes -= victim.bytes;
+      this.threads.delete(oldest);
+    }
+  }
+
+  private forget(entry: ThreadEntry, channel: string): void {
+    const old = entry.sizes.get(channel);
+    if (old === undefined) return;
+    entry.sizes.delete(channel);
+    entry.channels.delete(channel);
+    entry.bytes -= old;
+    this.totalBytes -= old;
   }
 
   delete(threadId: string, ns: string, channel: string): void {
-    this.threads.get(DeltaCache.key(threadId, ns))?.delete(channel);
+    const key = DeltaCache.key(threadId, ns);
+    const entry = this.threads.get(key);
+    if (!entry) return;
+    this.forget(entry, channel);
+    if (entry.channels.size === 0) this.threads.delete(key);
   }
 
   /** Forgets every entry of a thread, in every namespace (after deleteThread). */
   deleteThread(threadId: string): void {
     const prefix = `${threadId}\u0000`;
-    for (const key of this.threads.keys()) if (key.startsWith(prefix)) this.threads.delete(key);
+    for (const [key, entry] of this.threads) {
+      if (!key.startsWith(prefix)) continue;
+      this.totalBytes -= entry.bytes;
+      this.threads.delete(key);
+    }
   }
 
   /** Threads remembered. */
   get size(): number {
     return this.threads.size;
+  }
+
+  /** Estimated bytes the remembered values keep alive. */
+  get bytes(): number {
+    return this.totalBytes;
   }
 }

@@ -28,6 +28,9 @@ import { Statements, type Statement } from "./statements.js";
 import { planPut, planWrites, writeColumns, type PutPlan } from "./write-plan.js";
 import { WriteQueue, mergeWrites, type WriteBatch } from "./write-queue.js";
 
+/** Default byte budget of the delta cache: 64 MiB. */
+export const DEFAULT_DELTA_CACHE_BYTES = 64 * 1024 * 1024;
+
 /** Options of {@link PostgresCheckpointer}. */
 export interface PostgresCheckpointerOptions {
   /** Postgres schema of the tables. Validated and escaped. Default `public`. */
@@ -43,8 +46,16 @@ export interface PostgresCheckpointerOptions {
   preparedStatements?: boolean;
   /** Retries of connection-level failures; every hot-path statement is idempotent. */
   retry?: RetryOptions;
-  /** Array channels remembered as delta bases (thread x channel entries). Default 10 000. */
+  /**
+   * Threads (x namespaces) whose array channels are remembered as delta bases. Default 10 000;
+   * 0 turns the delta cache off (every put then writes whole values).
+   */
   deltaCacheSize?: number;
+  /**
+   * Estimated bytes the remembered delta bases may keep alive (the messages themselves, shared
+   * with the caller). Default 64 MiB. A thread evicted from the cache costs one full write.
+   */
+  deltaCacheMaxBytes?: number;
   /** Deltas stacked on one full value before a full value is written again. Default 256. */
   maxDeltaDepth?: number;
   /**
@@ -110,7 +121,10 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     this.statements = new Statements(schema);
     this.prepared = options.preparedStatements ?? true;
     this.retry = options.retry ?? {};
-    this.deltas = new DeltaCache(options.deltaCacheSize ?? 10_000);
+    this.deltas = new DeltaCache({
+      maxThreads: options.deltaCacheSize ?? 10_000,
+      maxBytes: options.deltaCacheMaxBytes ?? DEFAULT_DELTA_CACHE_BYTES,
+    });
     this.maxDeltaDepth = options.maxDeltaDepth ?? 256;
     this.logger = options.logger ?? silentLogger;
     // The fast decoder reproduces JsonPlusSerializer; a custom serializer is always used as is.
