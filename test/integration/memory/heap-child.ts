@@ -48,13 +48,13 @@ async function library(): Promise<Record<string, unknown>> {
       { messages: [{ role: "user", content: text }] },
       { configurable: { thread_id: thread } },
     );
-  await invoke("warmup", "hello");
+  await invoke("lib-warmup", "hello");
   const baseline = gcHeap();
-  for (let i = 0; i < THREADS; i++) await invoke(`big-${i}`, bigText(i));
+  for (let i = 0; i < THREADS; i++) await invoke(`lib-big-${i}`, bigText(i));
   const retained = gcHeap() - baseline;
   // Still serving: a new turn on the first (long evicted) thread and on a new one read whole.
-  const first = await invoke("big-0", "again");
-  const fresh = await invoke("after", "hi");
+  const first = await invoke("lib-big-0", "again");
+  const fresh = await invoke("lib-after", "hi");
   await checkpointer.close();
   return {
     baseline,
