@@ -27,6 +27,7 @@ const OPTION_KEYS = {
     "preparedStatements",
     "coalesceWrites",
     "deltaCacheSize",
+    "deltaCacheMaxBytes",
     "maxDeltaDepth",
     "retry",
   ],
