@@ -9,7 +9,7 @@ import {
   testPool,
   uniqueSchema,
 } from "../../helpers/db.js";
-import { backdate, countRows, seedThreads } from "./fixtures.js";
+import { backdate, countRows, seedThreads } from "../cleanup/fixtures.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const pool = testPool(2);
