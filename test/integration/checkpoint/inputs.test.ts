@@ -10,7 +10,7 @@ import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js"
 import { isThreadlineError } from "../../../src/errors.js";
 import { TEST_DATABASE_URL, installedSchema } from "../../helpers/db.js";
 import { TcpProxy } from "../../helpers/tcp-proxy.js";
-import { saverBehind, waitFor } from "../fallback/setup.js";
+import { saverBehind, waitFor } from "./fallback/setup.js";
 
 const { admin, schema } = installedSchema("tl_inputs");
 

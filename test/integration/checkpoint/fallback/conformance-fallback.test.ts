@@ -2,9 +2,9 @@ import net from "node:net";
 import { deltaChannelHistoryTests, validate } from "@langchain/langgraph-checkpoint-validation";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { FallbackCheckpointer } from "../../../src/checkpoint/fallback/index.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
-import { createPool } from "../../../src/db/pool.js";
+import { FallbackCheckpointer } from "../../../../src/checkpoint/fallback/index.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/saver.js";
+import { createPool } from "../../../../src/db/pool.js";
 
 // The official conformance suite against FallbackCheckpointer in fallback mode from the start:
 // its primary points at a port nobody listens on, so every call is served from memory. Each

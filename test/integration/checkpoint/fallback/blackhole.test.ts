@@ -4,17 +4,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BaseMessage } from "@langchain/core/messages";
 import type pg from "pg";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/saver.js";
 import {
   dropSchema,
   requirePostgres,
   TEST_DATABASE_URL,
   testPool,
   uniqueSchema,
-} from "../../helpers/db.js";
-import { TcpProxy } from "../../helpers/tcp-proxy.js";
-import { spawnServe, type ServeProcess } from "../http/cli-helpers.js";
-import { chatBody, readSse } from "../http/helpers.js";
+} from "../../../helpers/db.js";
+import { TcpProxy } from "../../../helpers/tcp-proxy.js";
+import { spawnServe, type ServeProcess } from "../../http/cli-helpers.js";
+import { chatBody, readSse } from "../../http/helpers.js";
 import { sleep } from "./setup.js";
 
 /** How long the network drops every packet. */

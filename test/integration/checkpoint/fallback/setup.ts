@@ -2,11 +2,11 @@ import type pg from "pg";
 import {
   FallbackCheckpointer,
   type FallbackCheckpointerOptions,
-} from "../../../src/checkpoint/fallback/index.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
-import { createPool } from "../../../src/db/pool.js";
-import { TEST_DATABASE_URL } from "../../helpers/db.js";
-import type { TcpProxy } from "../../helpers/tcp-proxy.js";
+} from "../../../../src/checkpoint/fallback/index.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/saver.js";
+import { createPool } from "../../../../src/db/pool.js";
+import { TEST_DATABASE_URL } from "../../../helpers/db.js";
+import type { TcpProxy } from "../../../helpers/tcp-proxy.js";
 
 /**
  * A PostgresCheckpointer whose pool goes through the proxy, wrapped in a FallbackCheckpointer.

@@ -1,9 +1,9 @@
 import { emptyCheckpoint, uuid6 } from "@langchain/langgraph-checkpoint";
 import { describe, expect, it } from "vitest";
-import { FallbackCheckpointer } from "../../../src/checkpoint/fallback/index.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
-import { createPool } from "../../../src/db/pool.js";
-import { TEST_DATABASE_URL, installedSchema } from "../../helpers/db.js";
+import { FallbackCheckpointer } from "../../../../src/checkpoint/fallback/index.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/saver.js";
+import { createPool } from "../../../../src/db/pool.js";
+import { TEST_DATABASE_URL, installedSchema } from "../../../helpers/db.js";
 
 const { admin, schema } = installedSchema("tl_fb_kill");
 

@@ -1,10 +1,10 @@
 import type { BaseMessage } from "@langchain/core/messages";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/index.js";
-import type { FallbackCheckpointer } from "../../../src/checkpoint/fallback/index.js";
-import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
-import { chatGraph, chatTurn } from "../../helpers/graph.js";
-import { pgbouncerUrl } from "../../helpers/pgbouncer.js";
-import { TcpProxy } from "../../helpers/tcp-proxy.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/index.js";
+import type { FallbackCheckpointer } from "../../../../src/checkpoint/fallback/index.js";
+import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../../helpers/db.js";
+import { chatGraph, chatTurn } from "../../../helpers/graph.js";
+import { pgbouncerUrl } from "../../../helpers/pgbouncer.js";
+import { TcpProxy } from "../../../helpers/tcp-proxy.js";
 import { saverBehind, sleep, waitFor } from "./setup.js";
 
 // The fallback through PgBouncer in transaction mode: the network between the service and the

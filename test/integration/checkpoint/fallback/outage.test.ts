@@ -7,18 +7,18 @@ import { Registry } from "prom-client";
 import {
   FallbackCheckpointer,
   registerFallbackMetrics,
-} from "../../../src/checkpoint/fallback/index.js";
-import { createPool } from "../../../src/db/pool.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
+} from "../../../../src/checkpoint/fallback/index.js";
+import { createPool } from "../../../../src/db/pool.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/saver.js";
 import {
   TEST_DATABASE_URL,
   dropSchema,
   requirePostgres,
   testPool,
   uniqueSchema,
-} from "../../helpers/db.js";
-import { chatGraph, chatTurn } from "../../helpers/graph.js";
-import { TcpProxy } from "../../helpers/tcp-proxy.js";
+} from "../../../helpers/db.js";
+import { chatGraph, chatTurn } from "../../../helpers/graph.js";
+import { TcpProxy } from "../../../helpers/tcp-proxy.js";
 import { saverBehind, sleep, waitFor } from "./setup.js";
 
 const admin = testPool(2);

@@ -1,11 +1,11 @@
 import { emptyCheckpoint, uuid6 } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FallbackCheckpointer } from "../../../src/checkpoint/fallback/index.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
-import { isThreadlineError } from "../../../src/errors.js";
-import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
-import { TcpProxy } from "../../helpers/tcp-proxy.js";
+import type { FallbackCheckpointer } from "../../../../src/checkpoint/fallback/index.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/saver.js";
+import { isThreadlineError } from "../../../../src/errors.js";
+import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../../helpers/db.js";
+import { TcpProxy } from "../../../helpers/tcp-proxy.js";
 import { saverBehind, waitFor } from "./setup.js";
 
 const admin = testPool(2);

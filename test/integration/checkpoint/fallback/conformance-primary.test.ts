@@ -1,8 +1,8 @@
 import { deltaChannelHistoryTests, validate } from "@langchain/langgraph-checkpoint-validation";
 import { afterAll, describe, expect } from "vitest";
-import { FallbackCheckpointer } from "../../../src/checkpoint/fallback/index.js";
-import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
-import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
+import { FallbackCheckpointer } from "../../../../src/checkpoint/fallback/index.js";
+import { PostgresCheckpointer } from "../../../../src/checkpoint/postgres/saver.js";
+import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../../helpers/db.js";
 
 // The official conformance suite against FallbackCheckpointer while Postgres is up (every call
 // goes through to PostgresCheckpointer). Each checkpointer gets a fresh schema: an isolated store.
