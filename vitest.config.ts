@@ -12,7 +12,9 @@ export default defineConfig({
     maxWorkers: 2,
     globals: true,
     // A PgBouncer in transaction mode of the run's own, for the pooler tests.
-    globalSetup: ["test/setup/pgbouncer.ts"],
+    // Then a private temp folder for the run; its teardown fails the run on leftovers.
+    globalSetup: ["test/setup/pgbouncer.ts", "test/setup/temp-dirs.ts"],
+    setupFiles: ["test/setup/temp-files.ts"],
     reporters: ["default"],
   },
 });

@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { coerceLeaf, type ConfigLeaf } from "../../src/config/keys.js";
 import { configSchema } from "../../src/config/schema.js";
+import { tempDir } from "./tmp.js";
 
 /** The value at a dotted path of a config tree. */
 export function valueAt(tree: unknown, path: string): unknown {
@@ -16,7 +16,7 @@ export function valueAt(tree: unknown, path: string): unknown {
 
 /** An empty config file, so a test sees defaults + env only. */
 export function emptyConfigFile(): string {
-  const file = join(mkdtempSync(join(tmpdir(), "tl-config-")), "config.yaml");
+  const file = join(tempDir("tl-config-"), "config.yaml");
   writeFileSync(file, "");
   return file;
 }

@@ -1,15 +1,15 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { requirePostgres } from "../../helpers/db.js";
+import { tempDir } from "../../helpers/tmp.js";
 
 // Keeps `npm run bench -- --quick` working end to end. It asserts that every figure is produced,
 // never how fast anything is (timings belong to the benchmark, not to tests).
 beforeAll(requirePostgres);
 
 it("npm run bench -- --quick produces every figure and writes --json", async () => {
-  const out = join(mkdtempSync(join(tmpdir(), "tl-bench-")), "figures.json");
+  const out = join(tempDir("tl-bench-"), "figures.json");
   const { code, stdout, stderr } = await new Promise<{
     code: number | null;
     stdout: string;

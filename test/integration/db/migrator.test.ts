@@ -1,5 +1,4 @@
-import { copyFileSync, mkdtempSync, readdirSync, writeFileSync, appendFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readdirSync, writeFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
@@ -7,6 +6,7 @@ import { loadMigrations, migrate, pendingMigrations } from "../../../src/db/migr
 import { packageRoot } from "../../../src/paths.js";
 import { isThreadlineError } from "../../../src/errors.js";
 import { attachPoolErrorHandler } from "../../../src/db/pool.js";
+import { tempDir } from "../../helpers/tmp.js";
 import {
   TEST_DATABASE_URL,
   dropSchema,
@@ -34,7 +34,7 @@ const nextNumber = (plus = 1) =>
   String(Math.max(...loadMigrations().map((m) => m.version)) + plus).padStart(4, "0");
 
 function copyMigrations(): string {
-  const dir = mkdtempSync(join(tmpdir(), "tl-migrations-"));
+  const dir = tempDir("tl-migrations-");
   const src = join(packageRoot(), "sql", "migrations");
   for (const f of readdirSync(src)) copyFileSync(join(src, f), join(dir, f));
   return dir;
@@ -116,7 +116,7 @@ describe("migrator", () => {
   });
 
   it("takes each file's number as its version and accepts a gap in the numbering", () => {
-    const dir = mkdtempSync(join(tmpdir(), "tl-migrations-"));
+    const dir = tempDir("tl-migrations-");
     writeFileSync(join(dir, "0001_first.sql"), "SELECT 1;\n");
     writeFileSync(join(dir, "0003_third.sql"), "SELECT 3;\n");
     expect(loadMigrations(dir).map((m) => [m.version, m.name])).toEqual([
@@ -126,11 +126,11 @@ describe("migrator", () => {
   });
 
   it("refuses two files with one number, and a file without a number", () => {
-    const dup = mkdtempSync(join(tmpdir(), "tl-migrations-"));
+    const dup = tempDir("tl-migrations-");
     writeFileSync(join(dup, "0001_first.sql"), "SELECT 1;\n");
     writeFileSync(join(dup, "0001_again.sql"), "SELECT 1;\n");
     expect(() => loadMigrations(dup)).toThrow(/0001_first\.sql must be named NNNN_<slug>\.sql/);
-    const bad = mkdtempSync(join(tmpdir(), "tl-migrations-"));
+    const bad = tempDir("tl-migrations-");
     writeFileSync(join(bad, "first.sql"), "SELECT 1;\n");
     expect(() => loadMigrations(bad)).toThrow(/must be named/);
   });

@@ -1,12 +1,12 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../../src/errors.js";
 import { envNameFor, loadConfig } from "../../../src/config/load.js";
 import { parseDuration } from "../../../src/config/duration.js";
+import { tempDir } from "../../helpers/tmp.js";
 
 function file(content: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "tl-config-")), "config.yaml");
+  const path = join(tempDir("tl-config-"), "config.yaml");
   writeFileSync(path, content);
   return path;
 }
