@@ -23,7 +23,7 @@ import { ThreadlineError } from "../../errors.js";
 import { silentLogger, type Logger } from "../../logger.js";
 import { FallbackStore } from "./memory-store.js";
 import { OutageState, type FallbackMode } from "./outage.js";
-import type { Serialized } from "./pending-log.js";
+import type { PendingCheckpoint, Serialized } from "./pending-log.js";
 import { replayLog } from "./replay.js";
 
 export type { FallbackMode } from "./outage.js";
@@ -100,6 +100,8 @@ export interface FallbackStatus {
   transitions: number;
   /** Bytes of the read-through cache of recent checkpoints (already durable). */
   cachedBytes: number;
+  /** Postgres answers again and the log is being replayed (mode is still `fallback`). */
+  replaying: boolean;
 }
 
 const PROBE_THREAD = "__threadline_probe__";
@@ -189,6 +191,8 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   private readonly outage: OutageState;
   private replayed = 0;
   private failed = 0;
+  /** True from a successful probe until its replay round ends (see FallbackStatus.replaying). */
+  private replaying = false;
   private setupDone = false;
 
   /**
@@ -229,6 +233,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         cacheCheckpointsPerNamespace: options.cacheCheckpointsPerNamespace ?? 2,
       },
       (current) => this.primary.getNextVersion(current as never),
+      () => (this.replaying ? "replaying" : "outage"),
     );
   }
 
@@ -250,6 +255,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
       failed: this.failed,
       transitions: outage.transitions,
       cachedBytes: this.store.cachedBytes,
+      replaying: this.replaying,
     };
   }
 
@@ -386,6 +392,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         await this.runSetup();
         await this.probeFn();
       });
+      this.replaying = true;
       await replayLog({
         store: this.store,
         primary: this.primary,
@@ -405,6 +412,9 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         "Postgres probe failed",
       );
       return;
+    } finally {
+      this.replaying = false;
+      this.store.releaseWaiters();
     }
     // The log is empty (checked synchronously after the last await): writes from now on go to
     // the primary, and no acknowledged entry can be left behind in the log.
@@ -494,7 +504,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     metadata: CheckpointMetadata,
     newVersions: ChannelVersions,
   ): Promise<RunnableConfig> {
-    let serialized: [Serialized, Serialized] | undefined;
+    let serialized: [PendingCheckpoint, Serialized] | undefined;
     for (;;) {
       if (this.outage.mode === "primary") {
         try {
@@ -518,7 +528,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
       asCheckpointId(checkpoint?.id, "put");
       if (!serialized) assertStorableCheckpoint(checkpoint, metadata, newVersions);
       serialized ??= await Promise.all([
-        this.serde.dumpsTyped(checkpoint),
+        this.store.serializePending(threadId, ns, checkpoint),
         this.serde.dumpsTyped(metadata),
       ]);
       // The replay may have finished while serializing: then the primary takes this write.

@@ -17,9 +17,15 @@ import {
 import { ThreadlineError } from "../../errors.js";
 import { asLimit } from "../config-ids.js";
 import { estimateBytes, estimateItemsBytes } from "../size.js";
-import { PendingLog, type PendingOp, type Serialized } from "./pending-log.js";
+import {
+  PendingLog,
+  SerializedItem,
+  type PendingCheckpoint,
+  type PendingOp,
+  type Serialized,
+} from "./pending-log.js";
 
-export type { PendingOp, Serialized } from "./pending-log.js";
+export type { PendingCheckpoint, PendingOp, Serialized } from "./pending-log.js";
 
 /** Fixed per-entry overhead (maps, keys, ids) counted on top of the serialized bytes. */
 const ENTRY_OVERHEAD_BYTES = 128;
@@ -38,7 +44,7 @@ interface LiveCheckpoint {
 interface CheckpointEntry {
   id: string;
   parentId: string | undefined;
-  checkpoint: Serialized | LiveCheckpoint;
+  checkpoint: PendingCheckpoint | LiveCheckpoint;
   metadata: Serialized;
   /** `channel -> version` of the checkpoint, kept unserialized to resolve blobs without decoding. */
   versions: Record<string, string>;
@@ -90,6 +96,9 @@ export interface FallbackStoreLimits {
   cacheCheckpointsPerNamespace: number;
 }
 
+/** Bytes of one reference to a shared element in a pending array. */
+const REFERENCE_BYTES = 8;
+
 type ChannelVersion = number | string;
 
 const blobKey = (channel: string, version: string) => `${channel}\u0000${version}`;
@@ -127,8 +136,12 @@ function snapshot(checkpoint: Checkpoint): LiveCheckpoint {
   return { live: copyTopLevel(checkpoint) };
 }
 
-function checkpointBytes(c: Serialized | LiveCheckpoint): number {
-  if (Array.isArray(c)) return byteLength(c);
+function isLive(c: PendingCheckpoint | LiveCheckpoint): c is LiveCheckpoint {
+  return "live" in c;
+}
+
+function checkpointBytes(c: PendingCheckpoint | LiveCheckpoint): number {
+  if (!isLive(c)) return c.bytes;
   const { channel_values: values, ...rest } = c.live;
   let n = jsonLength(rest);
   // Heap estimates (elements measured once each): the cache's bound is on what it keeps alive.
@@ -173,11 +186,23 @@ export class FallbackStore {
   private pendingEntriesCount = 0;
   private pendingBytesCount = 0;
   private cachedBytesCount = 0;
+  /**
+   * Pending array elements by the object they were serialized from (or decoded into): a message
+   * is serialized once per outage however many versions hold it. Reset once the log is empty.
+   */
+  private itemOf = new WeakMap<object, SerializedItem>();
+  /** Each serialized element decoded once, so every read and the replay see the same object. */
+  private decodedItems = new WeakMap<SerializedItem, Promise<unknown>>();
 
+  /**
+   * @param phase what the checkpointer is doing, for the FALLBACK_FULL message: `outage` while
+   *   Postgres is unreachable, `replaying` once it answered and the log is being replayed.
+   */
   constructor(
     private readonly serde: SerializerProtocol,
     private readonly limits: FallbackStoreLimits,
     private readonly nextVersion: (current: ChannelVersion | undefined) => ChannelVersion,
+    private readonly phase: () => "outage" | "replaying" = () => "outage",
   ) {}
 
   // ------------------------------------------------------------------ accounting
@@ -207,6 +232,26 @@ export class FallbackStore {
     return (this.threads.get(threadId)?.pending ?? 0) > 0;
   }
 
+  /** True when the log holds operations of the thread (a delete counts too). */
+  hasLogged(threadId: string): boolean {
+    return this.log.countOf(threadId) > 0;
+  }
+
+  /** Resolves once the thread has nothing logged, or when {@link releaseWaiters} is called. */
+  whenReplayed(threadId: string): Promise<void> {
+    return this.log.whenClear(threadId);
+  }
+
+  /** Threads a caller waits for: the replay takes them first. */
+  get awaitedThreads(): ReadonlySet<string> {
+    return this.log.awaited;
+  }
+
+  /** Wakes every {@link whenReplayed} waiter (the replay round ended). */
+  releaseWaiters(): void {
+    this.log.releaseWaiters();
+  }
+
   /** The log in acknowledgement order (a snapshot; safe to iterate while it changes). */
   pendingOps(limit = Number.POSITIVE_INFINITY): PendingOp[] {
     return this.log.head(limit);
@@ -219,14 +264,21 @@ export class FallbackStore {
       this.pendingEntriesCount + entries > maxPendingEntries ||
       this.pendingBytesCount + bytes > maxPendingBytes
     ) {
+      const replaying = this.phase() === "replaying";
       throw new ThreadlineError(
         "FALLBACK_FULL",
         `the in-memory fallback is full (${this.pendingEntriesCount}/${maxPendingEntries} entries, ` +
-          `${this.pendingBytesCount}/${maxPendingBytes} bytes pending while Postgres is unreachable); ` +
+          `${this.pendingBytesCount}/${maxPendingBytes} bytes pending ` +
+          (replaying
+            ? "while Postgres, reachable again, is still receiving the replay of what was acknowledged during the outage); "
+            : "while Postgres is unreachable); ") +
           "the write was refused so that nothing already acknowledged is evicted " +
-          "(raise fallback.maxPendingEntries / fallback.maxPendingBytes, or restore Postgres)",
+          (replaying
+            ? "(retry shortly: the backlog is draining; or raise fallback.maxPendingEntries / fallback.maxPendingBytes)"
+            : "(raise fallback.maxPendingEntries / fallback.maxPendingBytes, or restore Postgres)"),
         {
           details: {
+            phase: this.phase(),
             pendingEntries: this.pendingEntriesCount,
             pendingBytes: this.pendingBytesCount,
             maxPendingEntries,
@@ -290,7 +342,9 @@ export class FallbackStore {
   }): Promise<void> {
     if (!args.pending && this.limits.cacheMaxThreads <= 0) return;
     const [checkpoint, metadata] = await Promise.all([
-      args.pending ? this.serde.dumpsTyped(args.checkpoint) : snapshot(args.checkpoint),
+      args.pending
+        ? this.serializePending(args.threadId, args.ns, args.checkpoint)
+        : snapshot(args.checkpoint),
       this.serde.dumpsTyped(args.metadata),
     ]);
     this.putSerialized({ ...args, checkpoint, metadata, source: args.checkpoint });
@@ -301,8 +355,8 @@ export class FallbackStore {
     threadId: string;
     ns: string;
     parentId: string | undefined;
-    /** Serialized, or (only for an entry that is not pending) a live snapshot. */
-    checkpoint: Serialized | LiveCheckpoint;
+    /** Serialized (see serializePending), or (only for an entry that is not pending) a live snapshot. */
+    checkpoint: PendingCheckpoint | LiveCheckpoint;
     metadata: Serialized;
     newVersions: ChannelVersions;
     pending: boolean;
@@ -310,7 +364,7 @@ export class FallbackStore {
     source: Checkpoint;
   }): void {
     const { threadId, ns, pending, source } = args;
-    const logged = Array.isArray(args.checkpoint) ? args.checkpoint : undefined;
+    const logged = isLive(args.checkpoint) ? undefined : args.checkpoint;
     if (pending && !logged) {
       throw new ThreadlineError("INTERNAL", "a pending checkpoint must be serialized");
     }
@@ -368,6 +422,93 @@ export class FallbackStore {
     } else {
       this.trim(threadId);
     }
+  }
+
+  /**
+   * A checkpoint as a pending entry holds it (see {@link PendingCheckpoint}): array channels
+   * element by element, elements the thread's latest durable checkpoint already holds (by
+   * identity) kept as they are, every other element serialized once per outage and shared.
+   */
+  async serializePending(
+    threadId: string,
+    ns: string,
+    checkpoint: Checkpoint,
+  ): Promise<PendingCheckpoint> {
+    const durable = this.latestDurable(threadId, ns);
+    const values: Record<string, unknown> = checkpoint.channel_values ?? {};
+    const others: Record<string, unknown> = {};
+    const arrays: Record<string, unknown[]> = {};
+    let bytes = 0;
+    for (const [channel, value] of Object.entries(values)) {
+      if (!Array.isArray(value)) {
+        others[channel] = value;
+        continue;
+      }
+      const known = durable?.[channel];
+      const items: unknown[] = new Array<unknown>(value.length);
+      let i = 0;
+      // The prefix Postgres already holds: those objects are replayed as they are (the primary
+      // stores only what follows them), exactly as a put without an outage would be.
+      if (Array.isArray(known)) {
+        for (; i < value.length && i < known.length && value[i] === known[i]; i++)
+          items[i] = value[i];
+      }
+      for (; i < value.length; i++) {
+        const item: unknown = value[i];
+        if (item === null || typeof item !== "object") {
+          items[i] = item; // primitives cannot change, but they take room all the same
+          bytes += estimateBytes(item);
+          continue;
+        }
+        let shared = this.itemOf.get(item);
+        if (!shared) {
+          shared = new SerializedItem(await this.serde.dumpsTyped(item));
+          this.itemOf.set(item, shared);
+          bytes += byteLength(shared.value);
+        }
+        items[i] = shared;
+      }
+      arrays[channel] = items;
+      bytes += REFERENCE_BYTES * value.length;
+    }
+    const rest = await this.serde.dumpsTyped({ ...checkpoint, channel_values: others });
+    return { rest, arrays, bytes: bytes + byteLength(rest) };
+  }
+
+  /** channel_values of the thread's newest durable, live-cached checkpoint in `ns`. */
+  private latestDurable(threadId: string, ns: string): Record<string, unknown> | undefined {
+    const n = this.threads.get(threadId)?.namespaces.get(ns);
+    let best: CheckpointEntry | undefined;
+    for (const e of n?.checkpoints.values() ?? []) {
+      if (!e.pending && isLive(e.checkpoint) && (!best || e.id > best.id)) best = e;
+    }
+    return best && isLive(best.checkpoint) ? best.checkpoint.live.channel_values : undefined;
+  }
+
+  /** One pending element, decoded once (reads and the replay share the object). */
+  private decodeItem(item: SerializedItem): Promise<unknown> {
+    let decoded = this.decodedItems.get(item);
+    if (!decoded) {
+      decoded = this.serde.loadsTyped(item.value[0], item.value[1]).then((value: unknown) => {
+        // A later put holding the decoded object shares the same bytes.
+        if (value !== null && typeof value === "object") this.itemOf.set(value, item);
+        return value;
+      });
+      this.decodedItems.set(item, decoded);
+    }
+    return decoded;
+  }
+
+  /** A pending checkpoint as the saver received it (elements shared, see decodeItem). */
+  private async loadPending(c: PendingCheckpoint): Promise<Checkpoint> {
+    const checkpoint = await this.load<Checkpoint>(c.rest);
+    const values: Record<string, unknown> = { ...(checkpoint.channel_values ?? {}) };
+    for (const [channel, items] of Object.entries(c.arrays)) {
+      values[channel] = await Promise.all(
+        items.map((item) => (item instanceof SerializedItem ? this.decodeItem(item) : item)),
+      );
+    }
+    return { ...checkpoint, channel_values: values };
   }
 
   /** Serializes writes (the values only), for {@link putWritesSerialized}. */
@@ -651,8 +792,8 @@ export class FallbackStore {
     return (await this.serde.loadsTyped(s[0], s[1])) as T;
   }
 
-  private async loadCheckpoint(c: Serialized | LiveCheckpoint): Promise<Checkpoint> {
-    return Array.isArray(c) ? this.load<Checkpoint>(c) : copyTopLevel(c.live);
+  private async loadCheckpoint(c: PendingCheckpoint | LiveCheckpoint): Promise<Checkpoint> {
+    return isLive(c) ? copyTopLevel(c.live) : this.loadPending(c);
   }
 
   private orderedWrites(n: NamespaceState, checkpointId: string): WriteEntry[] {
@@ -779,7 +920,7 @@ export class FallbackStore {
     if (op.parentId !== undefined) configurable.checkpoint_id = op.parentId;
     return [
       { configurable },
-      await this.load<Checkpoint>(op.checkpoint),
+      await this.loadPending(op.checkpoint),
       await this.load<CheckpointMetadata>(op.metadata),
       { ...op.newVersions },
     ];
@@ -848,6 +989,9 @@ export class FallbackStore {
     }
     this.pendingEntriesCount = 0;
     this.pendingBytesCount = 0;
+    // The outage is over: what was shared between pending versions need not be kept.
+    this.itemOf = new WeakMap();
+    this.decodedItems = new WeakMap();
     return fixed;
   }
 

@@ -4,6 +4,27 @@ import type { ChannelVersions } from "@langchain/langgraph-checkpoint";
  * only in memory) are held this way, so nothing a caller mutates afterwards changes them. */
 export type Serialized = [string, Uint8Array];
 
+/** One element of a pending array channel, serialized once and shared by every version holding it. */
+export class SerializedItem {
+  constructor(readonly value: Serialized) {}
+}
+
+/**
+ * A checkpoint acknowledged during an outage. Array channels (messages) are held element by
+ * element: an element already durable in Postgres (the prefix the thread had before the outage)
+ * is kept as the object itself, every other element as a {@link SerializedItem} that later
+ * versions share. A thread's pending bytes therefore grow with its length, not its square, and
+ * the replayed versions share their elements, so the primary stores them as deltas.
+ */
+export interface PendingCheckpoint {
+  /** The checkpoint without its array channel values. */
+  rest: Serialized;
+  /** Array channel values: durable elements as themselves, the others serialized. */
+  arrays: Record<string, unknown[]>;
+  /** Bytes this checkpoint added: `rest` plus the elements it serialized first, plus references. */
+  bytes: number;
+}
+
 /** One operation acknowledged in fallback mode and not yet replayed to Postgres. */
 export type PendingOp =
   | {
@@ -13,7 +34,7 @@ export type PendingOp =
       ns: string;
       parentId: string | undefined;
       checkpointId: string;
-      checkpoint: Serialized;
+      checkpoint: PendingCheckpoint;
       metadata: Serialized;
       newVersions: ChannelVersions;
       entries: number;
@@ -56,6 +77,10 @@ export type NewPendingOp = PendingOp extends infer T
  */
 export class PendingLog {
   private readonly ops = new Map<number, PendingOp>();
+  /** Operations in the log per thread: one source of truth for "this thread still replays". */
+  private readonly perThread = new Map<string, number>();
+  /** Callers waiting for a thread to have nothing logged (see {@link whenClear}). */
+  private readonly waiters = new Map<string, Array<() => void>>();
   private nextSeq = 1;
 
   /** Operations in the log. */
@@ -68,7 +93,50 @@ export class PendingLog {
     const seq = this.nextSeq++;
     const logged: PendingOp = { ...op, seq, failures: 0 };
     this.ops.set(seq, logged);
+    this.perThread.set(op.threadId, (this.perThread.get(op.threadId) ?? 0) + 1);
     return logged;
+  }
+
+  /** Operations of `threadId` in the log. */
+  countOf(threadId: string): number {
+    return this.perThread.get(threadId) ?? 0;
+  }
+
+  /** Threads someone waits for (the replay takes them first). */
+  get awaited(): ReadonlySet<string> {
+    return new Set(this.waiters.keys());
+  }
+
+  /**
+   * Resolves once `threadId` has nothing logged (at once when it has nothing now), or when
+   * {@link releaseWaiters} is called.
+   */
+  whenClear(threadId: string): Promise<void> {
+    if (this.countOf(threadId) === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const list = this.waiters.get(threadId);
+      if (list) list.push(resolve);
+      else this.waiters.set(threadId, [resolve]);
+    });
+  }
+
+  /** Wakes every waiter (the replay round ended; they look at the state again). */
+  releaseWaiters(): void {
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const list of all) for (const resolve of list) resolve();
+  }
+
+  private removed(op: PendingOp): void {
+    const left = (this.perThread.get(op.threadId) ?? 1) - 1;
+    if (left > 0) {
+      this.perThread.set(op.threadId, left);
+      return;
+    }
+    this.perThread.delete(op.threadId);
+    const list = this.waiters.get(op.threadId);
+    this.waiters.delete(op.threadId);
+    for (const resolve of list ?? []) resolve();
   }
 
   /** Whether `op` (this very object) is still in the log. */
@@ -80,6 +148,7 @@ export class PendingLog {
   remove(op: PendingOp): boolean {
     if (!this.holds(op)) return false;
     this.ops.delete(op.seq);
+    this.removed(op);
     return true;
   }
 
@@ -102,12 +171,17 @@ export class PendingLog {
   /** Drops the thread's puts and writes (a delete of the thread supersedes them). */
   dropThread(threadId: string): void {
     for (const [seq, op] of this.ops) {
-      if (op.threadId === threadId && op.kind !== "deleteThread") this.ops.delete(seq);
+      if (op.threadId === threadId && op.kind !== "deleteThread") {
+        this.ops.delete(seq);
+        this.removed(op);
+      }
     }
   }
 
   /** Drops everything. */
   clear(): void {
     this.ops.clear();
+    this.perThread.clear();
+    this.releaseWaiters();
   }
 }

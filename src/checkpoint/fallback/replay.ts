@@ -3,8 +3,6 @@ import type { Logger } from "../../logger.js";
 import type { FallbackStore } from "./memory-store.js";
 import type { PendingOp } from "./pending-log.js";
 
-/** Operations taken from the head of the log per replay batch. */
-const REPLAY_BATCH = 256;
 /** A replayed operation refused this many times (for a reason other than reachability) is given up. */
 const MAX_REPLAY_FAILURES = 3;
 
@@ -30,8 +28,11 @@ export interface ReplayDeps {
 }
 
 /**
- * Replays the log until it is empty: batches in acknowledgement order, grouped by thread so
- * each thread's operations run in order while different threads run concurrently. A
+ * Replays the log until it is empty. Each pass takes the whole log, grouped by thread: a thread's
+ * operations run in acknowledgement order through the primary's own methods (so a Postgres
+ * primary plans each put against the one before it and stores deltas), while up to
+ * `concurrency` threads run at once, each worker taking the next thread as soon as it is done
+ * (threads a caller is waiting for first, see FallbackCheckpointer's replay routing). A
  * connection-level failure stops the round (the next probe resumes it); so does a refusal that
  * may be transient, until the same operation was refused {@link MAX_REPLAY_FAILURES} times.
  */
@@ -39,20 +40,37 @@ export async function replayLog(deps: ReplayDeps): Promise<void> {
   const { store } = deps;
   for (;;) {
     if (deps.closed()) return;
-    const batch = store.pendingOps(REPLAY_BATCH);
-    if (batch.length === 0) return;
+    const snapshot = store.pendingOps();
+    if (snapshot.length === 0) return;
     const groups = new Map<string, PendingOp[]>();
-    for (const op of batch) {
+    for (const op of snapshot) {
       let g = groups.get(op.threadId);
       if (!g) groups.set(op.threadId, (g = []));
       g.push(op);
     }
-    const queue = [...groups.values()];
     let stop: Error | undefined;
+    const order = groups.keys();
+    const next = (): PendingOp[] | undefined => {
+      for (const awaited of store.awaitedThreads) {
+        const g = groups.get(awaited);
+        if (g) {
+          groups.delete(awaited);
+          return g;
+        }
+      }
+      for (let r = order.next(); !r.done; r = order.next()) {
+        const g = groups.get(r.value);
+        if (g) {
+          groups.delete(r.value);
+          return g;
+        }
+      }
+      return undefined;
+    };
     const worker = async () => {
-      for (let group = queue.shift(); group && stop === undefined; group = queue.shift()) {
+      for (let group = next(); group && stop === undefined; group = next()) {
         for (const op of group) {
-          if (stop !== undefined) return;
+          if (stop !== undefined || deps.closed()) return;
           try {
             await deps.call(() => replayOne(deps, op));
             if (store.complete(op)) deps.onReplayed(op.entries);
@@ -80,7 +98,7 @@ export async function replayLog(deps: ReplayDeps): Promise<void> {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(deps.concurrency, queue.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(deps.concurrency, groups.size) }, worker));
     if (stop !== undefined) throw stop;
   }
 }
