@@ -2,10 +2,13 @@ import { compareChannelVersions, maxChannelVersion } from "@langchain/langgraph-
 import { nextChannelVersion } from "../../../../src/checkpoint/postgres/saver.js";
 
 describe("channel versions", () => {
-  it("two writers forking from the same version never get the same next version", () => {
+  it("writers forking from the same version get different next versions", () => {
+    // 9 random digits: two forks collide with probability 1e-9. Among 2,000 draws the expected
+    // number of colliding pairs is 0.002 (birthday bound), so more than 2 means the fraction is
+    // not random; asserting 0 over 20,000 draws failed one run in five by chance.
     const seen = new Set<number>();
-    for (let i = 0; i < 20_000; i++) seen.add(nextChannelVersion(41.3));
-    expect(seen.size).toBe(20_000);
+    for (let i = 0; i < 2_000; i++) seen.add(nextChannelVersion(41.3));
+    expect(seen.size).toBeGreaterThanOrEqual(1_998);
   });
 
   it("the integer part goes up by one from integers, fractions, Python strings and nothing", () => {
