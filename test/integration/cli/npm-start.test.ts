@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TEST_DATABASE_URL, dropSchema, testPool, uniqueSchema } from "../../helpers/db.js";
 import { freePort } from "../http/cli-helpers.js";
+import { chatBody, readSse } from "../http/helpers.js";
 
 /**
  * `npm start` as systemd, Docker or Kubernetes run it: the signal goes to the npm process (or, for
@@ -145,6 +146,21 @@ describe("npm start under a process manager", () => {
     // npm, the service and the embedded database server.
     expect(processesWith(run.marker).length).toBe(3);
     expect(existsSync(`${dataDir}.lock`)).toBe(true);
+    // What a fresh clone gets from `npm start`: the page at / and the offline model answering.
+    const base = `http://127.0.0.1:${run.port}`;
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<div id="root">');
+    const turn = await fetch(`${base}/api/chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: chatBody(`npm-start-${randomUUID()}`, "hello"),
+    });
+    expect(turn.status).toBe(200);
+    const reply = (await readSse(turn))
+      .map((e) => (e !== "[DONE]" && e.type === "text-delta" ? String(e.delta) : ""))
+      .join("");
+    expect(reply).toContain("Offline model, turn 1.");
 
     // What a terminal does: the whole foreground process group gets the signal, and npm forwards
     // it to the service once more.
