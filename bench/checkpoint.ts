@@ -1,5 +1,4 @@
 import { AIMessage, HumanMessage, type BaseMessage } from "@langchain/core/messages";
-import { MessagesAnnotation, StateGraph } from "@langchain/langgraph";
 import {
   MemorySaver,
   emptyCheckpoint,
@@ -14,6 +13,7 @@ import pg from "pg";
 import { PostgresCheckpointer } from "../src/checkpoint/postgres/saver.js";
 import { attachPoolErrorHandler } from "../src/db/pool.js";
 import { messageText } from "./payload.js";
+import { chatGraph, time } from "./turn.js";
 import { percentile, median, type Sample } from "./stats.js";
 
 export type SaverName = "official" | "threadline" | "memory";
@@ -126,23 +126,6 @@ async function fill(
   return ids;
 }
 
-function fakeModelGraph(checkpointer: BaseCheckpointSaver) {
-  return new StateGraph(MessagesAnnotation)
-    .addNode("model", (state: typeof MessagesAnnotation.State) => {
-      const turn = state.messages.filter((m) => m.getType() === "human").length;
-      return { messages: [new AIMessage(CONTENT(turn, `turn ${turn} reply`))] };
-    })
-    .addEdge("__start__", "model")
-    .addEdge("model", "__end__")
-    .compile({ checkpointer });
-}
-
-async function timeIt(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
-
 /**
  * One putWrites of the benchmark for round r: a task's new message and a branch marker, on the
  * checkpoints of `threadId` in turn.
@@ -170,9 +153,9 @@ async function chatRounds(
   threads: number,
   threadPrefix: string,
 ): Promise<Record<string, Sample[]>> {
-  const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
+  const graphs = Object.fromEntries(SAVERS.map((s) => [s, chatGraph(savers[s])])) as Record<
     SaverName,
-    ReturnType<typeof fakeModelGraph>
+    ReturnType<typeof chatGraph>
   >;
   const samples: Record<string, Sample[]> = { official: [], threadline: [], memory: [] };
   let round = 0;
@@ -180,7 +163,7 @@ async function chatRounds(
     for (let turn = 1; turn <= 20; turn++, round++) {
       const order = SAVERS.map((_, i) => SAVERS[(i + round) % SAVERS.length]!);
       for (const s of order) {
-        const ms = await timeIt(() =>
+        const ms = await time(() =>
           graphs[s].invoke(
             { messages: [new HumanMessage(CONTENT(turn, "user"))] },
             { configurable: { thread_id: `${threadPrefix}${t}` } },
@@ -204,7 +187,7 @@ async function rounds(
   for (let r = 0; r < n; r++) {
     // Rotate the order so no saver always runs first (warm caches, autovacuum, ...).
     const order = savers.map((_, i) => savers[(i + r) % savers.length]!);
-    for (const s of order) samples[s]!.push({ round: r, ms: await timeIt(() => op(s, r)) });
+    for (const s of order) samples[s]!.push({ round: r, ms: await time(() => op(s, r)) });
   }
   return samples;
 }
@@ -383,7 +366,7 @@ export async function benchCheckpoints(
     const floor: CheckpointBenchResult["floor"] = {};
     for (const [name, op] of Object.entries(floorOps)) {
       const ms: number[] = [];
-      for (let r = 0; r < R; r++) ms.push(await timeIt(() => op(r)));
+      for (let r = 0; r < R; r++) ms.push(await time(() => op(r)));
       floor[name] = { p50: percentile(ms, 50), p99: percentile(ms, 99) };
     }
     log("floor measured");
@@ -516,9 +499,9 @@ export async function benchCheckpoints(
     log("chat measured");
 
     // --- statements per chat turn and storage growth, on fresh threads
-    const graphs = Object.fromEntries(SAVERS.map((s) => [s, fakeModelGraph(savers[s])])) as Record<
+    const graphs = Object.fromEntries(SAVERS.map((s) => [s, chatGraph(savers[s])])) as Record<
       SaverName,
-      ReturnType<typeof fakeModelGraph>
+      ReturnType<typeof chatGraph>
     >;
     const counter = countStatements();
     const statementsPerTurn = { official: 0, threadline: 0 };

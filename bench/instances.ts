@@ -2,7 +2,6 @@ import { AIMessage, HumanMessage, type BaseMessage } from "@langchain/core/messa
 import {
   Annotation,
   DeltaChannel,
-  MessagesAnnotation,
   StateGraph,
   messagesDeltaReducer,
   type Messages,
@@ -14,6 +13,7 @@ import { PostgresCheckpointer } from "../src/checkpoint/index.js";
 import { attachPoolErrorHandler } from "../src/db/pool.js";
 import { messageText } from "./payload.js";
 import { median, percentile } from "./stats.js";
+import { chatGraph, time } from "./turn.js";
 
 /** p50 per side and the median of per-round ratios. */
 export interface SideBySide {
@@ -44,17 +44,6 @@ export interface InstancesBenchResult {
 
 const CONTENT = (i: number, role: string) => messageText(i, role);
 
-export function chatGraph(checkpointer: BaseCheckpointSaver) {
-  return new StateGraph(MessagesAnnotation)
-    .addNode("model", (state: typeof MessagesAnnotation.State) => {
-      const turn = state.messages.filter((m) => m.getType() === "human").length;
-      return { messages: [new AIMessage(CONTENT(turn, `turn ${turn} reply`))] };
-    })
-    .addEdge("__start__", "model")
-    .addEdge("model", "__end__")
-    .compile({ checkpointer });
-}
-
 /** The same chat graph with `messages` as a DeltaChannel (LangGraph's beta delta storage). */
 function deltaGraph(checkpointer: BaseCheckpointSaver) {
   const State = Annotation.Root({
@@ -71,12 +60,6 @@ function deltaGraph(checkpointer: BaseCheckpointSaver) {
 }
 
 export type Invoker = (threadId: string, turn: number) => Promise<unknown>;
-
-export async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
 
 /** `threads` conversations of 20 turns, the sides taking turns in rotating order. */
 export async function sideBySide(

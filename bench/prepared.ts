@@ -2,7 +2,8 @@ import { HumanMessage } from "@langchain/core/messages";
 import pg from "pg";
 import { PostgresCheckpointer } from "../src/checkpoint/index.js";
 import { attachPoolErrorHandler } from "../src/db/pool.js";
-import { chatGraph, sideBySide, time, type SideBySide } from "./instances.js";
+import { sideBySide, type SideBySide } from "./instances.js";
+import { chatGraph, time } from "./turn.js";
 import { messageText } from "./payload.js";
 import { median, percentile } from "./stats.js";
 
