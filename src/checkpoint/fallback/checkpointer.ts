@@ -419,9 +419,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     // The log is empty (checked synchronously after the last await): writes from now on go to
     // the primary, and no acknowledged entry can be left behind in the log.
     if (this.store.logSize === 0) {
-      const stale = this.store.settle();
-      if (stale > 0)
-        this.logger.warn({ entries: stale }, "fallback accounting corrected after replay");
+      this.store.forgetSharedElements();
       this.exitFallback();
     } else {
       this.outage.schedule(0);

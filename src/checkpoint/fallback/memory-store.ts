@@ -76,8 +76,6 @@ interface NamespaceState {
 
 interface ThreadState {
   namespaces: Map<string, NamespaceState>;
-  /** Pending checkpoints + pending writes of the thread. */
-  pending: number;
   /** Bytes of entries that are already in Postgres (the evictable cache). */
   cachedBytes: number;
 }
@@ -182,9 +180,8 @@ export function jsonContains(container: unknown, contained: unknown): boolean {
  */
 export class FallbackStore {
   private readonly threads = new Map<string, ThreadState>();
+  /** The only source of pending counts (see PendingLog). */
   private readonly log = new PendingLog();
-  private pendingEntriesCount = 0;
-  private pendingBytesCount = 0;
   private cachedBytesCount = 0;
   /**
    * Pending array elements by the object they were serialized from (or decoded into): a message
@@ -207,14 +204,14 @@ export class FallbackStore {
 
   // ------------------------------------------------------------------ accounting
 
-  /** Pending checkpoints, writes and deletes not yet in Postgres. */
+  /** Pending checkpoints, writes and deletes not yet in Postgres: the log's count. */
   get pendingEntries(): number {
-    return this.pendingEntriesCount;
+    return this.log.entries;
   }
 
-  /** Serialized bytes of the pending entries (plus a fixed overhead per entry). */
+  /** Serialized bytes of the pending entries (plus a fixed overhead per entry): the log's count. */
   get pendingBytes(): number {
-    return this.pendingBytesCount;
+    return this.log.bytes;
   }
 
   /** Bytes of cached entries (already durable). */
@@ -227,13 +224,11 @@ export class FallbackStore {
     return this.threads.size;
   }
 
-  /** True when the thread has entries Postgres has not seen. */
+  /**
+   * True when the log holds operations of the thread (a delete counts too): memory holds
+   * something of it that Postgres has not seen.
+   */
   hasPending(threadId: string): boolean {
-    return (this.threads.get(threadId)?.pending ?? 0) > 0;
-  }
-
-  /** True when the log holds operations of the thread (a delete counts too). */
-  hasLogged(threadId: string): boolean {
     return this.log.countOf(threadId) > 0;
   }
 
@@ -260,15 +255,14 @@ export class FallbackStore {
   /** Throws FALLBACK_FULL when `entries`/`bytes` more would exceed the limits. Mutates nothing. */
   private admit(entries: number, bytes: number): void {
     const { maxPendingEntries, maxPendingBytes } = this.limits;
-    if (
-      this.pendingEntriesCount + entries > maxPendingEntries ||
-      this.pendingBytesCount + bytes > maxPendingBytes
-    ) {
+    const pendingEntries = this.log.entries;
+    const pendingBytes = this.log.bytes;
+    if (pendingEntries + entries > maxPendingEntries || pendingBytes + bytes > maxPendingBytes) {
       const replaying = this.phase() === "replaying";
       throw new ThreadlineError(
         "FALLBACK_FULL",
-        `the in-memory fallback is full (${this.pendingEntriesCount}/${maxPendingEntries} entries, ` +
-          `${this.pendingBytesCount}/${maxPendingBytes} bytes pending ` +
+        `the in-memory fallback is full (${pendingEntries}/${maxPendingEntries} entries, ` +
+          `${pendingBytes}/${maxPendingBytes} bytes pending ` +
           (replaying
             ? "while Postgres, reachable again, is still receiving the replay of what was acknowledged during the outage); "
             : "while Postgres is unreachable); ") +
@@ -279,8 +273,8 @@ export class FallbackStore {
         {
           details: {
             phase: this.phase(),
-            pendingEntries: this.pendingEntriesCount,
-            pendingBytes: this.pendingBytesCount,
+            pendingEntries,
+            pendingBytes,
             maxPendingEntries,
             maxPendingBytes,
           },
@@ -298,7 +292,7 @@ export class FallbackStore {
       this.threads.delete(threadId);
       this.threads.set(threadId, state);
     } else if (create) {
-      state = { namespaces: new Map(), pending: 0, cachedBytes: 0 };
+      state = { namespaces: new Map(), cachedBytes: 0 };
       this.threads.set(threadId, state);
     }
     return state;
@@ -313,15 +307,15 @@ export class FallbackStore {
     return n;
   }
 
+  /**
+   * Counts an entry's bytes in or out of the cache. Pending entries are counted by the log (their
+   * operation's `entries` and `bytes`), never here; an entry's `pending` flag only keeps it from
+   * eviction and says whose count its bytes are in.
+   */
   private account(state: ThreadState, pending: boolean, bytes: number, sign: 1 | -1): void {
-    if (pending) {
-      state.pending += sign;
-      this.pendingEntriesCount += sign;
-      this.pendingBytesCount += sign * bytes;
-    } else {
-      state.cachedBytes += sign * bytes;
-      this.cachedBytesCount += sign * bytes;
-    }
+    if (pending) return;
+    state.cachedBytes += sign * bytes;
+    this.cachedBytesCount += sign * bytes;
   }
 
   // ------------------------------------------------------------------ writes
@@ -673,8 +667,6 @@ export class FallbackStore {
       const bytes = threadId.length + ENTRY_OVERHEAD_BYTES;
       // Deletes are admitted even when full: they only ever shrink what Postgres must hold.
       this.log.append({ kind: "deleteThread", threadId, entries: 1, bytes });
-      this.pendingEntriesCount += 1;
-      this.pendingBytesCount += bytes;
     }
   }
 
@@ -684,11 +676,7 @@ export class FallbackStore {
    */
   complete(op: PendingOp): boolean {
     if (!this.log.remove(op)) return false;
-    if (op.kind === "deleteThread") {
-      this.pendingEntriesCount -= op.entries;
-      this.pendingBytesCount -= op.bytes;
-      return true;
-    }
+    if (op.kind === "deleteThread") return true;
     const state = this.threads.get(op.threadId);
     const n = state?.namespaces.get(op.ns);
     if (!state || !n) return true;
@@ -729,7 +717,7 @@ export class FallbackStore {
         }
       }
     }
-    if (state.pending === 0) this.trim(op.threadId);
+    if (!this.hasPending(op.threadId)) this.trim(op.threadId);
     return true;
   }
 
@@ -741,13 +729,13 @@ export class FallbackStore {
   trim(threadId?: string): void {
     if (threadId !== undefined) {
       const state = this.threads.get(threadId);
-      if (state && state.pending === 0) this.trimThread(state);
+      if (state && !this.hasPending(threadId)) this.trimThread(state);
     }
     const { cacheMaxThreads, cacheMaxBytes } = this.limits;
     if (this.threads.size <= cacheMaxThreads && this.cachedBytesCount <= cacheMaxBytes) return;
     for (const [id, state] of this.threads) {
       if (this.threads.size <= cacheMaxThreads && this.cachedBytesCount <= cacheMaxBytes) break;
-      if (state.pending > 0) continue;
+      if (this.hasPending(id)) continue;
       this.account(state, false, state.cachedBytes, -1);
       this.threads.delete(id);
     }
@@ -956,51 +944,21 @@ export class FallbackStore {
   }
 
   /**
-   * Called when the log is empty: everything is in Postgres, so every entry is cache. Resets the
-   * pending counters from the entries themselves, so that no accounting slip can keep the
-   * checkpointer in fallback mode forever. Returns the number of entries that were still marked.
+   * Called when the outage is over (the log is empty): what pending versions shared need not be
+   * kept, so the maps of shared elements start afresh with the next outage. Counts nothing: the
+   * log is the only source of pending counts, and every operation left it by {@link complete}
+   * (which turns its entries into cache) or by a delete of its thread.
    */
-  settle(): number {
-    if (this.log.size > 0) return 0;
-    let fixed = 0;
-    for (const state of this.threads.values()) {
-      if (state.pending === 0) continue;
-      for (const n of state.namespaces.values()) {
-        for (const e of n.checkpoints.values()) {
-          if (e.pending) {
-            e.pending = false;
-            state.cachedBytes += e.bytes;
-            this.cachedBytesCount += e.bytes;
-            fixed += 1;
-          }
-        }
-        for (const m of n.writes.values()) {
-          for (const w of m.values()) {
-            if (w.pending) {
-              w.pending = false;
-              state.cachedBytes += w.bytes;
-              this.cachedBytesCount += w.bytes;
-              fixed += 1;
-            }
-          }
-        }
-      }
-      state.pending = 0;
-    }
-    this.pendingEntriesCount = 0;
-    this.pendingBytesCount = 0;
-    // The outage is over: what was shared between pending versions need not be kept.
+  forgetSharedElements(): void {
+    if (this.log.size > 0) return;
     this.itemOf = new WeakMap();
     this.decodedItems = new WeakMap();
-    return fixed;
   }
 
   /** Drops everything (close). */
   clear(): void {
     this.threads.clear();
     this.log.clear();
-    this.pendingEntriesCount = 0;
-    this.pendingBytesCount = 0;
     this.cachedBytesCount = 0;
   }
 }

@@ -74,6 +74,13 @@ export type NewPendingOp = PendingOp extends infer T
  * The ordered log of operations acknowledged during an outage, in acknowledgement order. The
  * replay reads it from the head; an operation leaves it when replayed, given up, or superseded
  * by a delete of its thread.
+ *
+ * It is the only source of the pending counts the checkpointer reports (`status().pending`,
+ * `pendingBytes`, the metrics, the FALLBACK_FULL limits) and of "this thread still replays":
+ * {@link entries}, {@link bytes} and {@link countOf} change only where an operation enters or
+ * leaves the log, by that operation's own `entries` and `bytes`, so they cannot drift from what
+ * the replay still has to send (before, the memory store kept counts of its own and repaired
+ * them once the log was empty).
  */
 export class PendingLog {
   private readonly ops = new Map<number, PendingOp>();
@@ -82,10 +89,22 @@ export class PendingLog {
   /** Callers waiting for a thread to have nothing logged (see {@link whenClear}). */
   private readonly waiters = new Map<string, Array<() => void>>();
   private nextSeq = 1;
+  private entryCount = 0;
+  private byteCount = 0;
 
   /** Operations in the log. */
   get size(): number {
     return this.ops.size;
+  }
+
+  /** Entries (checkpoints, writes, deletes) of the operations in the log: `status().pending`. */
+  get entries(): number {
+    return this.entryCount;
+  }
+
+  /** Bytes of the operations in the log: `status().pendingBytes`. */
+  get bytes(): number {
+    return this.byteCount;
   }
 
   /** Appends an operation; returns it numbered. */
@@ -94,6 +113,8 @@ export class PendingLog {
     const logged: PendingOp = { ...op, seq, failures: 0 };
     this.ops.set(seq, logged);
     this.perThread.set(op.threadId, (this.perThread.get(op.threadId) ?? 0) + 1);
+    this.entryCount += op.entries;
+    this.byteCount += op.bytes;
     return logged;
   }
 
@@ -128,6 +149,8 @@ export class PendingLog {
   }
 
   private removed(op: PendingOp): void {
+    this.entryCount -= op.entries;
+    this.byteCount -= op.bytes;
     const left = (this.perThread.get(op.threadId) ?? 1) - 1;
     if (left > 0) {
       this.perThread.set(op.threadId, left);
@@ -182,6 +205,8 @@ export class PendingLog {
   clear(): void {
     this.ops.clear();
     this.perThread.clear();
+    this.entryCount = 0;
+    this.byteCount = 0;
     this.releaseWaiters();
   }
 }
