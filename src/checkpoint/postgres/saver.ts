@@ -515,11 +515,24 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
    */
   private async storeWrites(batches: WriteBatch[]): Promise<void> {
     if (batches.length === 0) return;
+    // One statement per thread (the thread is a parameter: a single-shard statement on Citus);
+    // threads whose writes are due at the same time go concurrently.
+    const threadId = batches[0]!.threadId;
+    if (batches.some((b) => b.threadId !== threadId)) {
+      const byThread = new Map<string, WriteBatch[]>();
+      for (const b of batches) {
+        let list = byThread.get(b.threadId);
+        if (!list) byThread.set(b.threadId, (list = []));
+        list.push(b);
+      }
+      await Promise.all([...byThread.values()].map((list) => this.storeWrites(list)));
+      return;
+    }
     try {
       const rows = mergeWrites(batches);
       await this.query(
         this.statements.putWrites,
-        [rows.map((r) => r.threadId), rows.map((r) => r.ns), ...writeColumns(rows)],
+        [threadId, rows.map((r) => r.ns), ...writeColumns(rows)],
         "putWrites",
       );
     } catch (err) {

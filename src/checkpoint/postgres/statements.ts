@@ -34,8 +34,11 @@ const CP_COLUMNS =
   "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata";
 
 /**
- * The hot-path statements of one schema, built once. Every statement filters by thread_id
- * (except `list` without a thread, which is a search, not a hot path).
+ * The hot-path statements of one schema, built once. Every statement filters each table it
+ * reads by `thread_id = $n` and inserts a parameter as thread_id, so that with the tables
+ * distributed by thread_id (Citus) each one is a single-shard router query; `list` without a
+ * thread is a search, not a hot path. test/integration/checkpoint/router-statements.test.ts
+ * checks the statements as they are sent.
  */
 export class Statements {
   readonly schema: string;
@@ -49,7 +52,7 @@ export class Statements {
   readonly put: Statement;
   /** put plus queued pending writes of the same thread, in one statement (see WriteQueue). */
   readonly putWithWrites: Statement;
-  /** Queued pending writes of any threads, one statement; see {@link Statements.writesInsert}. */
+  /** Queued pending writes of one thread ($1), one statement; see {@link Statements.writesInsert}. */
   readonly putWrites: Statement;
   /** The latest checkpoint of a thread/namespace with its blobs and writes, one round trip. */
   readonly getLatest: Statement;
@@ -96,12 +99,13 @@ written AS (
 ),
 ${blobsCte}
 ${checkpointInsert}`);
-    this.putWrites = statement(this.writesInsert(1, "any"));
+    this.putWrites = statement(this.writesInsert(1, "thread"));
 
     this.getLatest = statement(
       this.loadQuery(
         `SELECT ${CP_COLUMNS} FROM ${s}.checkpoints
    WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1`,
+        "$1",
         3,
       ),
     );
@@ -109,6 +113,7 @@ ${checkpointInsert}`);
       this.loadQuery(
         `SELECT ${CP_COLUMNS} FROM ${s}.checkpoints
    WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3`,
+        "$1",
         4,
       ),
     );
@@ -123,16 +128,19 @@ WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::te
   }
 
   /**
-   * Inserts pending writes given as parallel arrays from parameter `$first` on. `threads`:
-   * `put`, every row belongs to the thread and namespace of the put ($1, $2); `any`, the first
-   * two arrays hold each row's thread and namespace. Special channels (negative idx) overwrite
-   * their slot, other rows never do. `from` prefixes the FROM list (the put's `gate`).
+   * Inserts pending writes given as parallel arrays from parameter `$first` on. `rows`:
+   * `put`, every row belongs to the thread and namespace of the put ($1, $2); `thread`, every
+   * row belongs to the thread `$first` and the first array holds each row's namespace. The
+   * thread is always a parameter, never a column of the arrays, so that a Citus router sends
+   * the statement to the thread's shard. Special channels (negative idx) overwrite their slot,
+   * other rows never do. `from` prefixes the FROM list (the put's `gate`).
    */
-  private writesInsert(first: number, threads: "put" | "any", from = ""): string {
-    const perRow = threads === "any";
-    const [thread, ns] = perRow ? ["u.thread_id", "u.checkpoint_ns"] : ["$1", "$2"];
+  private writesInsert(first: number, rows: "put" | "thread", from = ""): string {
+    const perThread = rows === "thread";
+    const [thread, ns] = perThread ? [`$${first}`, "u.checkpoint_ns"] : ["$1", "$2"];
+    const arraysFrom = perThread ? first + 1 : first;
     const names = [
-      ...(perRow ? ["thread_id", "checkpoint_ns"] : []),
+      ...(perThread ? ["checkpoint_ns"] : []),
       "checkpoint_id",
       "task_id",
       "task_path",
@@ -142,7 +150,7 @@ WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::te
       "txt",
       "b64",
     ];
-    const arrays = names.map((n, i) => `$${first + i}::${n === "idx" ? "int" : "text"}[]`);
+    const arrays = names.map((n, i) => `$${arraysFrom + i}::${n === "idx" ? "int" : "text"}[]`);
     return `INSERT INTO ${this.s}.checkpoint_writes
   (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
 SELECT ${thread}, ${ns}, u.checkpoint_id, u.task_id, u.task_path, u.idx, u.channel, u.type, ${payloadValue("u")}
@@ -155,6 +163,7 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
   /**
    * A list query for one combination of filters. `where` holds placeholders numbered from $1;
    * the text only varies with which filters are present, so there are few distinct statements.
+   * A thread filter, when present, comes first (`thread_id = $1`).
    */
   list(where: string[], limitParam: string | undefined): Statement {
     const key = `${where.join("&")}|${limitParam ?? ""}`;
@@ -165,6 +174,7 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
         this.loadQuery(
           `SELECT ${CP_COLUMNS} FROM ${this.s}.checkpoints ${whereSql}
    ORDER BY checkpoint_id DESC${limitParam ? ` LIMIT ${limitParam}` : ""}`,
+          where[0] === "thread_id = $1" ? "$1" : undefined,
         ),
       );
       this.listCache.set(key, cached);
@@ -179,12 +189,19 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
    * chain's root may come twice) and their pending writes.
    * Row kinds: 0 checkpoint, 1 blob, 2 write, 3 a blob the caller already holds.
    *
+   * `thread` is the parameter holding the thread of every selected checkpoint, when there is
+   * one: each lookup then filters by it directly (`x.thread_id = $1`), which is what lets Citus
+   * route the whole statement to the thread's shard (a join condition on `cp.thread_id` does
+   * not; LIMIT inside LATERAL is then pushed down with the rest). A list across threads joins by
+   * the selected rows' thread instead.
+   *
    * With `knownFrom`, parameters $knownFrom..+2 list (channel, version, xmin) triples the caller
    * holds decoded: a wanted blob whose row still has that xmin (the same row version, not one
    * deleted and written again) comes back as a kind-3 row without payload or chain.
    */
-  private loadQuery(selection: string, knownFrom?: number): string {
+  private loadQuery(selection: string, thread: string | undefined, knownFrom?: number): string {
     const s = this.s;
+    const threadOf = (alias: string) => thread ?? `${alias}.thread_id`;
     const known =
       knownFrom === undefined
         ? ""
@@ -212,7 +229,7 @@ heads AS (
   FROM want w CROSS JOIN LATERAL (
     SELECT ${BLOB_FIELDS}
     FROM ${s}.checkpoint_blobs x
-    WHERE x.thread_id = w.thread_id AND x.checkpoint_ns = w.checkpoint_ns
+    WHERE x.thread_id = ${threadOf("w")} AND x.checkpoint_ns = w.checkpoint_ns
       AND x.channel = w.channel AND x.version = w.version
     LIMIT 1 -- the key is the primary key; LIMIT also keeps the subquery from being flattened
   ) b
@@ -239,7 +256,7 @@ ${BLOB_ROW}
 FROM chains g CROSS JOIN LATERAL (
   SELECT ${BLOB_FIELDS}
   FROM ${s}.checkpoint_blobs x
-  WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
+  WHERE x.thread_id = ${threadOf("g")} AND x.checkpoint_ns = g.checkpoint_ns
     AND x.channel = g.channel AND x.delta_root = g.delta_root
   OFFSET 0 -- not flattened: a parameterized scan of the delta_root index
 ) b
@@ -249,7 +266,7 @@ ${BLOB_ROW}
 FROM chains g CROSS JOIN LATERAL (
   SELECT ${BLOB_FIELDS}
   FROM ${s}.checkpoint_blobs x
-  WHERE x.thread_id = g.thread_id AND x.checkpoint_ns = g.checkpoint_ns
+  WHERE x.thread_id = ${threadOf("g")} AND x.checkpoint_ns = g.checkpoint_ns
     AND x.channel = g.channel AND x.version = g.delta_root
   LIMIT 1
 ) b
@@ -259,7 +276,7 @@ SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w
 FROM cp CROSS JOIN LATERAL (
   SELECT x.thread_id, x.checkpoint_ns, x.checkpoint_id, x.task_id, x.channel, x.type, x.task_path, x.idx, x.blob
   FROM ${s}.checkpoint_writes x
-  WHERE x.thread_id = cp.thread_id AND x.checkpoint_ns = cp.checkpoint_ns AND x.checkpoint_id = cp.checkpoint_id
+  WHERE x.thread_id = ${threadOf("cp")} AND x.checkpoint_ns = cp.checkpoint_ns AND x.checkpoint_id = cp.checkpoint_id
   OFFSET 0
 ) w`;
   }
