@@ -11,9 +11,14 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     globals: true,
-    // A PgBouncer in transaction mode of the run's own, for the pooler tests.
-    // Then a private temp folder for the run; its teardown fails the run on leftovers.
-    globalSetup: ["test/setup/pgbouncer.ts", "test/setup/temp-dirs.ts"],
+    // A sampler of the sessions the run holds on Postgres (its teardown fails the run near the
+    // limit), a PgBouncer in transaction mode of the run's own for the pooler tests, and a
+    // private temp folder for the run (its teardown fails the run on leftovers).
+    globalSetup: [
+      "test/setup/connections.ts",
+      "test/setup/pgbouncer.ts",
+      "test/setup/temp-dirs.ts",
+    ],
     setupFiles: ["test/setup/temp-files.ts"],
     reporters: ["default"],
   },

@@ -94,8 +94,11 @@ export async function setup(project: TestProject): Promise<void> {
       `auth_file = ${users}`,
       "pool_mode = transaction",
       "max_client_conn = 1000",
-      // Server connections per database/user pair: well under the default max_connections 100.
-      "default_pool_size = 20",
+      // Server connections per database/user pair: a share of the default max_connections 100.
+      "default_pool_size = 12",
+      // Idle server connections close soon, so the pooler does not hold Postgres sessions that
+      // the test files running beside it need.
+      "server_idle_timeout = 5",
       // pg sends statement_timeout as a startup parameter, which PgBouncer 1.18 would refuse.
       "ignore_startup_parameters = extra_float_digits, statement_timeout, options",
       "log_connections = 0",

@@ -43,8 +43,10 @@ function copyMigrations(): string {
 describe("migrator", () => {
   it("80 concurrent setup() calls from 8 pools on an empty schema all succeed", async () => {
     const s = schema("tl_mig_race");
+    // 8 pools of 3: 24 sessions race for the migration lock, within the suite's connection budget
+    // (two test files run at once on a server with the default max_connections of 100).
     const pools = Array.from({ length: 8 }, () =>
-      attachPoolErrorHandler(new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 10 })),
+      attachPoolErrorHandler(new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 3 })),
     );
     try {
       const results = await Promise.allSettled(

@@ -90,6 +90,8 @@ beforeAll(async () => {
       { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
     );
     const config = testConfig(schema, {
+      // Pools of 6: three instances stay within the suite's connection budget.
+      database: { pool: { size: 6 } },
       cleanup: { enabled: true, schedule: "* * * * * *", ttl: "7d", batchSize: 10 },
     });
     services.push(await startService(config, { logger }));
