@@ -282,7 +282,7 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     limiter,
     requireApiKey(auth),
     chatRoutes({
-      graph,
+      graphs,
       checkpointer,
       ...(owners ? { owners } : {}),
       state,

@@ -1,38 +1,32 @@
 import { randomUUID } from "node:crypto";
-import {
-  HumanMessage,
-  RemoveMessage,
-  AIMessageChunk,
-  type BaseMessage,
-} from "@langchain/core/messages";
+import type { BaseMessage } from "@langchain/core/messages";
 import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
-import type { UIMessage } from "ai";
 import express, { Router, type Request, type Response } from "express";
 import type { z } from "zod";
-import { MODEL_NODE, type ChatGraph } from "../graphs/chat/graph.js";
-import { messageText } from "../graphs/chat/messages.js";
+import type { GraphRegistry, ServableGraph } from "../graphs/load.js";
 import { ThreadlineError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { principalOf } from "./auth.js";
 import { describeError, toHttpError } from "./errors.js";
 import type { ServiceMetrics } from "./metrics.js";
 import type { ThreadOwners } from "./owners.js";
-import {
-  describeZodError,
-  parseChatBody,
-  threadIdSchema,
-  uiMessageText,
-  type ChatRequest,
-} from "./schemas.js";
+import { CHAT_STREAM_MODES, ChatStreamTranslator } from "./chat-stream.js";
+import { describeZodError, graphSelectorSchema, parseChatBody, threadIdSchema } from "./schemas.js";
 import type { ActiveStream, ServiceState } from "./service-state.js";
 import { UIMessageStreamResponse } from "./sse.js";
+import { stateMessages, toUIMessages, turnInput } from "./ui-messages.js";
 
 // In a module of their own so that declarations needing them do not reach the AI SDK's types.
 export type { ActiveStream, ServiceState } from "./service-state.js";
+export { toUIMessages } from "./ui-messages.js";
 
 /** What the chat routes need. */
 export interface ChatRoutesDeps {
-  graph: ChatGraph;
+  /**
+   * The graphs a chat may name (`graph` in the body, `?graph=` on reads); without a name, the
+   * registry's default (`chat`). Any graph whose state has `messages` can answer.
+   */
+  graphs: GraphRegistry;
   /** The graph's checkpointer, for deleting threads. */
   checkpointer: BaseCheckpointSaver;
   /** Present when API keys are configured: threads then belong to the key that created them. */
@@ -43,9 +37,6 @@ export interface ChatRoutesDeps {
   /** Largest accepted JSON body (`server.bodyLimit`, e.g. "1mb"). */
   bodyLimit: string;
 }
-
-/** Where a user message's `metadata` is kept on the LangChain message (no provider sends it). */
-const UI_METADATA_KEY = "ui_metadata";
 
 type Outcome = "completed" | "error" | "client_aborted" | "shutdown_aborted";
 
@@ -62,72 +53,6 @@ function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
 }
 
 const notFound = () => new ThreadlineError("NOT_FOUND", "chat not found");
-
-/** The message list of a thread's latest state (empty for a new thread). */
-function stateMessages(values: unknown): BaseMessage[] {
-  const messages = (values as { messages?: unknown } | undefined)?.messages;
-  return Array.isArray(messages) ? (messages as BaseMessage[]) : [];
-}
-
-/**
- * LangChain messages -> AI SDK `UIMessage`s for reloading a chat. Messages written without an id
- * (by other agents or imported) get a stable positional one.
- */
-export function toUIMessages(messages: readonly BaseMessage[]): UIMessage[] {
-  const out: UIMessage[] = [];
-  messages.forEach((message, index) => {
-    const type = message.getType();
-    const role =
-      type === "human"
-        ? "user"
-        : type === "ai"
-          ? "assistant"
-          : type === "system"
-            ? "system"
-            : undefined;
-    if (role === undefined) return; // tool messages have no UI counterpart in a text chat
-    const metadata: unknown = message.additional_kwargs?.[UI_METADATA_KEY];
-    out.push({
-      id: message.id ?? `msg-${index}`,
-      role,
-      ...(metadata !== undefined ? { metadata } : {}),
-      parts: [{ type: "text", text: messageText(message) }],
-    });
-  });
-  return out;
-}
-
-/**
- * The graph input for one new user message. Usually just the message; when its id is already in
- * the thread (AI SDK `regenerate()`, or editing an earlier message), the history from that message
- * on is replaced, as the client's view of the chat is.
- */
-function turnInput(history: readonly BaseMessage[], request: ChatRequest): BaseMessage[] {
-  const { message } = request;
-  if (message.role !== "user") {
-    throw new ThreadlineError("INVALID_INPUT", 'the new message must have role "user"');
-  }
-  const text = uiMessageText(message);
-  if (text.trim() === "") {
-    throw new ThreadlineError("INVALID_INPUT", "the new message has no text part");
-  }
-  const human = new HumanMessage({
-    id: message.id,
-    content: text,
-    ...(message.metadata !== undefined
-      ? { additional_kwargs: { [UI_METADATA_KEY]: message.metadata } }
-      : {}),
-  });
-  const at = history.findIndex((m) => m.id === message.id);
-  if (at === -1) return [human];
-  if (history[at]!.getType() !== "human") {
-    throw new ThreadlineError("INVALID_INPUT", "the message id belongs to an assistant message");
-  }
-  const removed = history
-    .slice(at + 1)
-    .flatMap((m) => (m.id ? [new RemoveMessage({ id: m.id })] : []));
-  return [...removed, human];
-}
 
 /**
  * Serializes turns per thread within this process: a second message sent while a reply streams
@@ -152,7 +77,7 @@ class ThreadLocks {
 
 /** `POST /api/chat`, `GET /api/chat/:id/messages`, `DELETE /api/chat/:id`. */
 export function chatRoutes(deps: ChatRoutesDeps): Router {
-  const { graph, checkpointer, owners, state, metrics, logger } = deps;
+  const { graphs, checkpointer, owners, state, metrics, logger } = deps;
   const locks = new ThreadLocks();
   const router = Router();
   // Parsed inside the route, so a malformed body is counted under the route's metrics label.
@@ -184,20 +109,47 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
     const { threadId } = request;
     await authorize(res, threadId, true);
 
+    const graph = await chatGraph(request.graph, threadId);
+
     const release = await locks.acquire(threadId);
     try {
       const config = { configurable: { thread_id: threadId } };
       const snapshot = await graph.getState(config);
       const input = turnInput(stateMessages(snapshot.values), request);
-      await streamTurn(req, res, threadId, input, started);
+      await streamTurn(req, res, graph, threadId, input, started);
     } finally {
       release();
     }
   });
 
+  /**
+   * The graph a chat names (by graph name or assistant id; default `chat`), resolved for this
+   * thread. 404 for a graph not served, 400 for one whose state has no `messages`.
+   */
+  async function chatGraph(selector: string | undefined, threadId: string): Promise<ServableGraph> {
+    const name = selector ?? graphs.defaultName;
+    const loaded = graphs.find(name);
+    if (!loaded) {
+      const served = graphs
+        .list()
+        .map((g) => g.name)
+        .join(", ");
+      throw new ThreadlineError("NOT_FOUND", `graph "${name}" is not served (served: ${served})`);
+    }
+    const graph = await loaded.resolve({ configurable: { thread_id: threadId } });
+    if (!Object.hasOwn(graph.channels, "messages")) {
+      throw new ThreadlineError(
+        "INVALID_INPUT",
+        `graph "${loaded.name}" has no "messages" in its state; /api/chat serves graphs whose state has messages (use the Agent Server API for others)`,
+      );
+    }
+    return graph;
+  }
+
   async function streamTurn(
     req: Request,
     res: Response,
+    graph: ServableGraph,
     threadId: string,
     input: BaseMessage[],
     started: bigint,
@@ -224,42 +176,26 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
     });
 
     const messageId = randomUUID();
-    const textId = `text-${messageId}`;
-    let textOpen = false;
-    let streamedChunks = false;
-    // The `start` chunk (and with it the 200) waits for the reply's first text, so a model that
+    const translator = new ChatStreamTranslator(messageId);
+    // The `start` chunk (and with it the 200) waits for the reply's first part, so a model that
     // fails before answering gets a 502 MODEL_ERROR instead of a 200 with an error chunk.
-    const begin = async () => {
+    const send = async (chunks: Parameters<typeof stream.send>[0][]) => {
+      if (chunks.length === 0) return;
       if (!stream.started) await stream.send({ type: "start", messageId });
+      for (const chunk of chunks) await stream.send(chunk);
     };
     try {
-      const events = await graph.stream(
+      const events = (await graph.stream(
         { messages: input },
         {
+          // The built-in graph stores its reply under the id the client saw in `start`.
           configurable: { thread_id: threadId, assistantMessageId: messageId },
-          streamMode: "messages",
+          streamMode: [...CHAT_STREAM_MODES],
           signal: controller.signal,
         },
-      );
-      for await (const [message, metadata] of events) {
-        if ((metadata as { langgraph_node?: unknown }).langgraph_node !== MODEL_NODE) continue;
-        // Tokens arrive as chunks; the node's final message repeats them, unless the model did
-        // not stream at all, in which case it is the whole reply.
-        const isChunk = AIMessageChunk.isInstance(message);
-        if (!isChunk && streamedChunks) continue;
-        if (isChunk) streamedChunks = true;
-        const delta = messageText(message);
-        if (delta === "") continue;
-        await begin();
-        if (!textOpen) {
-          await stream.send({ type: "text-start", id: textId });
-          textOpen = true;
-        }
-        await stream.send({ type: "text-delta", id: textId, delta });
-      }
-      await begin();
-      if (textOpen) await stream.send({ type: "text-end", id: textId });
-      await stream.send({ type: "finish", finishReason: "stop" });
+      )) as AsyncIterable<[string, unknown]>;
+      for await (const [mode, payload] of events) await send(translator.translate(mode, payload));
+      await send([...translator.finish(), { type: "finish", finishReason: "stop" }]);
     } catch (err) {
       if (run.outcome === "completed") run.outcome = "error";
       if (run.outcome === "error") {
@@ -297,7 +233,9 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
 
   router.get("/chat/:id/messages", async (req: Request, res: Response) => {
     const threadId = parse(threadIdSchema, req.params.id);
+    const selector = parse(graphSelectorSchema, req.query.graph);
     await authorize(res, threadId, false);
+    const graph = await chatGraph(selector, threadId);
     const snapshot = await graph.getState({ configurable: { thread_id: threadId } });
     if (snapshot.createdAt === undefined) throw notFound();
     res.json({ id: threadId, messages: toUIMessages(stateMessages(snapshot.values)) });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { GRAPH_NAME_RE } from "../graphs/spec.js";
 
 /**
  * Chat (thread) ids: what the AI SDK generates (`generateId`, UUIDs) and what people type, but
@@ -76,6 +77,11 @@ export type IncomingUIMessage = z.output<typeof uiMessageSchema>;
 const chatIdSchema = z
   .string(expect("the chat id, a string (the AI SDK sends the Chat's id)"))
   .regex(THREAD_ID_RE, "a chat id must be 1-128 characters: letters, digits, '_', '-', '.', ':'");
+/** `graph`: which served graph answers (name or assistant id); default the `chat` graph. */
+export const graphSelectorSchema = z
+  .string(expect("a graph name or assistant id, a string"))
+  .regex(GRAPH_NAME_RE, "a graph name is 1-64 characters: letters, digits, '_', '.', '-'")
+  .optional();
 const triggerSchema = z
   .enum(
     ["submit-message", "regenerate-message"],
@@ -92,6 +98,7 @@ const singleMessageBody = z.looseObject({
   message: uiMessageSchema,
   trigger: triggerSchema,
   messageId: messageIdSchema.optional(),
+  graph: graphSelectorSchema,
 });
 const allMessagesBody = z.looseObject({
   id: chatIdSchema,
@@ -101,6 +108,7 @@ const allMessagesBody = z.looseObject({
     .max(10_000, "at most 10000 messages"),
   trigger: triggerSchema,
   messageId: messageIdSchema.optional(),
+  graph: graphSelectorSchema,
 });
 
 /** Both body forms as one schema (for embedders); the service validates with {@link parseChatBody}. */
@@ -142,6 +150,8 @@ export interface ChatRequest {
   /** The one new message; history comes from the checkpointer, never from the client. */
   message: IncomingUIMessage;
   trigger: "submit-message" | "regenerate-message";
+  /** The graph that answers (name or assistant id); undefined: the default (`chat`). */
+  graph?: string;
 }
 
 /** Reduces either body form to the thread id and its one new message. */
@@ -150,7 +160,12 @@ export function toChatRequest(body: z.output<typeof chatRequestSchema>): ChatReq
   const message = Array.isArray(many.messages)
     ? many.messages[many.messages.length - 1]!
     : (body as z.output<typeof singleMessageBody>).message;
-  return { threadId: body.id, message, trigger: body.trigger ?? "submit-message" };
+  return {
+    threadId: body.id,
+    message,
+    trigger: body.trigger ?? "submit-message",
+    ...(body.graph !== undefined ? { graph: body.graph } : {}),
+  };
 }
 
 /** The text a user message carries (text parts joined). */

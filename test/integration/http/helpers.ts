@@ -46,6 +46,8 @@ export function aiChat(
     headers?: Record<string, string>;
     messages?: UIMessage[];
     lastMessageOnly?: boolean;
+    /** Extra body fields (`useChat`'s transport `body`), e.g. `{ graph: "agent" }`. */
+    body?: Record<string, unknown>;
   } = {},
 ): Chat<UIMessage> {
   return new Chat<UIMessage>({
@@ -54,11 +56,12 @@ export function aiChat(
     transport: new DefaultChatTransport({
       api: `${baseUrl}/api/chat`,
       ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.body ? { body: options.body } : {}),
       // The send-only-the-last-message form from the AI SDK docs.
       ...(options.lastMessageOnly
         ? {
-            prepareSendMessagesRequest: ({ id: chatId, messages }) => ({
-              body: { id: chatId, message: messages[messages.length - 1] },
+            prepareSendMessagesRequest: ({ id: chatId, messages, body }) => ({
+              body: { ...body, id: chatId, message: messages[messages.length - 1] },
             }),
           }
         : {}),
