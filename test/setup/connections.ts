@@ -3,8 +3,9 @@ import pg from "pg";
 /**
  * Global setup: samples how many sessions the run holds on the test server. Two test files run
  * at once against a server with the default max_connections of 100, so each file keeps to a
- * budget (about 40 sessions, pooler included); the teardown prints the peak and fails the run
- * when it came close enough to the limit that "too many clients" would be a matter of timing.
+ * budget (about 40 sessions, pooler included); the teardown prints the peak and, on CI (where
+ * the server is the run's own), fails the run when it came close enough to the limit that "too
+ * many clients" would be a matter of timing. Elsewhere other work may share the server: a warning.
  */
 
 const URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -55,10 +56,12 @@ export async function teardown(): Promise<void> {
   await client?.end().catch(() => undefined);
   if (!client) return;
   console.log(`Postgres sessions: peak ${peak} of ${usable} usable`);
-  if (peak > usable * LIMIT_SHARE) {
-    process.exitCode = 1;
-    throw new Error(
-      `the run held ${peak} of ${usable} usable Postgres sessions: a test file opens too many (keep each under about 40: smaller pools, fewer instances)`,
-    );
+  if (peak <= usable * LIMIT_SHARE) return;
+  const message = `the server held ${peak} of ${usable} usable Postgres sessions during the run: a test file opens too many (keep each under about 40: smaller pools, fewer instances)`;
+  if (process.env.CI !== "true") {
+    console.warn(`warning: ${message}, or other work shares the server`);
+    return;
   }
+  process.exitCode = 1;
+  throw new Error(message);
 }

@@ -7,6 +7,7 @@ import {
   type CheckpointMetadata,
   type CheckpointPendingWrite,
   type CheckpointTuple,
+  type DeltaChannelHistory,
 } from "@langchain/langgraph-checkpoint";
 import { ThreadlineError } from "../../errors.js";
 import type { PayloadCodec } from "./codec.js";
@@ -258,4 +259,64 @@ export async function assembleTuples(
     tuples.push(tuple);
   }
   return tuples;
+}
+
+/** A row of the delta-history statement: an ancestor's write (kind 1) or stored value (kind 2). */
+export interface DeltaHistoryRow {
+  kind: number;
+  depth: number;
+  task_id: string | null;
+  channel: string;
+  type: string;
+  task_path: string | null;
+  idx: number | null;
+  txt: string | null;
+  b64: string | null;
+}
+
+/**
+ * The base class's `getDeltaChannelHistory` result from the rows of one statement: per channel,
+ * the ancestors' writes oldest first (each ancestor's in `writesSortKey` order) and the value the
+ * walk stopped at. Undefined when a stored value is itself a delta row (a channel that held a
+ * plain array before it became a DeltaChannel): its chain is not in these rows, and the caller
+ * walks the checkpoints instead.
+ */
+export async function assembleDeltaHistory(
+  codec: PayloadCodec,
+  channels: readonly string[],
+  rows: readonly DeltaHistoryRow[],
+): Promise<Record<string, DeltaChannelHistory> | undefined> {
+  const byDepth = new Map<number, StoredWrite[]>();
+  const seeds = new Map<string, DeltaHistoryRow>();
+  for (const row of rows) {
+    if (row.kind === 2) {
+      if (row.type.startsWith("delta")) return undefined;
+      seeds.set(row.channel, row);
+      continue;
+    }
+    let block = byDepth.get(row.depth);
+    if (!block) byDepth.set(row.depth, (block = []));
+    block.push({
+      taskId: row.task_id ?? "",
+      channel: row.channel,
+      type: row.type,
+      taskPath: row.task_path ?? "",
+      idx: row.idx ?? 0,
+      txt: row.txt,
+      b64: row.b64,
+    });
+  }
+  const result: Record<string, DeltaChannelHistory> = {};
+  for (const ch of channels) result[ch] = { writes: [] };
+  // Oldest ancestor first, as the reducer replays them.
+  for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
+    for (const write of await decodeWrites(codec, byDepth.get(depth)!)) {
+      result[write[1]]?.writes.push(write);
+    }
+  }
+  for (const [ch, row] of seeds) {
+    const entry = result[ch];
+    if (entry) entry.seed = await codec.decode(row.type, row.txt, row.b64);
+  }
+  return result;
 }

@@ -7,6 +7,7 @@ import {
   type CheckpointListOptions,
   type CheckpointMetadata,
   type CheckpointTuple,
+  type DeltaChannelHistory,
   type PendingWrite,
   type SerializerProtocol,
 } from "@langchain/langgraph-checkpoint";
@@ -23,7 +24,13 @@ import { asCheckpointId, asId, asLimit, asNamespace, filterJson } from "../confi
 import { PayloadCodec } from "./codec.js";
 import { DeltaCache, type DeltaBase } from "./delta-cache.js";
 import { parseLoadRow, type RawLoadRow } from "./load-rows.js";
-import { assembleTuples, type AssembleContext, type StoredWrite } from "./read.js";
+import {
+  assembleDeltaHistory,
+  assembleTuples,
+  type AssembleContext,
+  type DeltaHistoryRow,
+  type StoredWrite,
+} from "./read.js";
 import { Statements, type Statement } from "./statements.js";
 import { planPut, planWrites, writeColumns, type PutPlan } from "./write-plan.js";
 import { WriteQueue, mergeWrites, type WriteBatch } from "./write-queue.js";
@@ -307,6 +314,35 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     );
     const tuples = await assembleTuples(this.read, rows.map(parseLoadRow), false, undefined);
     for (const tuple of tuples) yield tuple;
+  }
+
+  /**
+   * The writes of `channels` along the checkpoint's ancestors and the value each walk stops at
+   * (LangGraph's `DeltaChannel`, read at the start of every step): one statement however long
+   * the thread, where the base class reads one checkpoint per ancestor.
+   */
+  override async getDeltaChannelHistory(options: {
+    config: RunnableConfig;
+    channels: string[];
+  }): Promise<Record<string, DeltaChannelHistory>> {
+    const { config, channels } = options;
+    if (channels.length === 0) return {};
+    const c = config.configurable ?? {};
+    const threadId = asId(c.thread_id, "thread_id", false);
+    if (threadId === undefined) return super.getDeltaChannelHistory(options);
+    const ns = asNamespace(c.checkpoint_ns);
+    const checkpointId = asId(c.checkpoint_id, "checkpoint_id", false) ?? null;
+    const names = channels.map(String);
+    await this.settleWrites(threadId);
+    const { rows } = await this.query<DeltaHistoryRow>(
+      this.statements.deltaHistory,
+      [threadId, ns, checkpointId, names],
+      "getDeltaChannelHistory",
+    );
+    return (
+      (await assembleDeltaHistory(this.codec, channels, rows)) ??
+      super.getDeltaChannelHistory(options)
+    );
   }
 
   /** The TASKS writes of a parent checkpoint (for checkpoints before format v4). */

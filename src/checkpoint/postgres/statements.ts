@@ -62,6 +62,8 @@ export class Statements {
   readonly pendingSends: Statement;
   /** Every row of a thread, all tables, one statement under the thread's write lock. */
   readonly deleteThread: Statement;
+  /** The ancestors' writes and seed of delta channels, one round trip (see deltaHistoryQuery). */
+  readonly deltaHistory: Statement;
 
   constructor(schema: string) {
     this.schema = schema;
@@ -125,6 +127,54 @@ WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::te
     // Under the thread's write lock (migration 0010), so a put in flight elsewhere is deleted
     // with the rest instead of surviving on rows that are gone.
     this.deleteThread = statement(`SELECT ${s}.threadline_delete_thread($1)`);
+    this.deltaHistory = statement(this.deltaHistoryQuery());
+  }
+
+  /**
+   * `getDeltaChannelHistory` in one statement: from checkpoint $3 (the latest when null) of
+   * thread $1, namespace $2, walks `parent_checkpoint_id` back and returns, for the channels $4
+   * still being walked at each ancestor, its pending writes (kind 1) and, where the ancestor
+   * stored a value of the channel (a `DeltaSnapshot` or a pre-delta value), that value (kind 2),
+   * which ends the walk for the channel. The same rows the base class's walk reads with one
+   * `getTuple` per ancestor. `wanted` is what an ancestor is read for, `remaining` what its
+   * parent is; `depth` orders the rows (1 = the checkpoint's parent).
+   */
+  private deltaHistoryQuery(): string {
+    const s = this.s;
+    return `WITH RECURSIVE chain AS (
+  SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint -> 'channel_versions' AS versions,
+         0 AS depth, $4::text[] AS wanted, $4::text[] AS remaining
+  FROM ${s}.checkpoints c
+  WHERE c.thread_id = $1 AND c.checkpoint_ns = $2
+    AND c.checkpoint_id = coalesce($3::text, (
+      SELECT max(m.checkpoint_id) FROM ${s}.checkpoints m
+      WHERE m.thread_id = $1 AND m.checkpoint_ns = $2))
+  UNION ALL
+  SELECT p.checkpoint_id, p.parent_checkpoint_id, p.checkpoint -> 'channel_versions', ch.depth + 1,
+         ch.remaining,
+         ARRAY(SELECT r FROM unnest(ch.remaining) AS r WHERE NOT EXISTS (
+           SELECT 1 FROM ${s}.checkpoint_blobs x
+           WHERE x.thread_id = $1 AND x.checkpoint_ns = $2 AND x.channel = r
+             AND x.version = p.checkpoint -> 'channel_versions' ->> r AND x.type <> 'empty'))
+  FROM chain ch
+  JOIN ${s}.checkpoints p
+    ON p.thread_id = $1 AND p.checkpoint_ns = $2 AND p.checkpoint_id = ch.parent_checkpoint_id
+  WHERE cardinality(ch.remaining) > 0
+)
+SELECT 1 AS kind, ch.depth, w.task_id, w.channel, w.type, w.task_path, w.idx,${payloadColumns("w")}
+FROM chain ch
+JOIN ${s}.checkpoint_writes w
+  ON w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ch.checkpoint_id
+ AND w.channel = ANY(ch.wanted)
+WHERE ch.depth > 0
+UNION ALL
+SELECT 2, ch.depth, NULL, b.channel, b.type, NULL, NULL,${payloadColumns("b")}
+FROM chain ch
+JOIN ${s}.checkpoint_blobs b
+  ON b.thread_id = $1 AND b.checkpoint_ns = $2 AND b.channel = ANY(ch.wanted)
+ AND NOT (b.channel = ANY(ch.remaining)) AND b.version = ch.versions ->> b.channel
+ AND b.type <> 'empty'
+WHERE ch.depth > 0`;
   }
 
   /**

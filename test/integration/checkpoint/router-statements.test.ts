@@ -130,6 +130,9 @@ async function libraryHotPath(saver: PostgresCheckpointer, thread: string): Prom
     listed.push(t.checkpoint.id);
   }
   expect(listed).toEqual([fourth.id, third.id, second.id, first.id, second.id]);
+  // DeltaChannel's read: the ancestors' writes and seed by one recursive statement.
+  const history = await saver.getDeltaChannelHistory({ config: c4, channels: ["messages"] });
+  expect(history.messages?.seed).toEqual(["a", "b", "c"]);
   await saver.deleteThread(thread);
   expect(await saver.getTuple(config)).toBeUndefined();
 }
@@ -145,8 +148,9 @@ describe("hot-path statements filter each thread-keyed table by a thread_id para
     } finally {
       await pool.end();
     }
-    // put, putWithWrites, putWrites, getLatest, getById, two lists, deleteThread.
-    expect(library.length).toBeGreaterThanOrEqual(8);
+    // put, putWithWrites, putWrites, getLatest, getById, two lists, delta history, deleteThread.
+    expect(library.length).toBeGreaterThanOrEqual(9);
+    expect(library.some((t) => t.startsWith("WITH RECURSIVE chain"))).toBe(true);
     expect(library.some((t) => t.includes("written AS"))).toBe(true);
     expect(library.some((t) => t.includes("threadline_delete_thread"))).toBe(true);
     expect(problemsOf(library)).toEqual([]);
