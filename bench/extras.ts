@@ -87,19 +87,43 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
   }
 
   if (ctx.want("load")) {
-    const { benchLoad } = await import("./load.js");
-    log(`HTTP load benchmark (50 concurrent streaming chats, ${quick ? "5" : "30"} s)`);
-    const r: BenchLoadResultLike = await benchLoad({ quick, databaseUrl: ctx.url });
-    results.load = r;
-    out.push(
-      `HTTP load: ${r.concurrency} concurrent streaming chats for ${fmt(r.durationMs / 1000, 1)} s: ${r.turns} turns, ${r.errors} errors, ${r.turnsPerSecond.toFixed(1)} turns/s, per turn p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`,
+    const { benchLoadSideBySide } = await import("./load.js");
+    log(
+      `HTTP load benchmark (50 concurrent streaming chats; the service on Threadline, MemorySaver and the official saver, rounds interleaved)`,
     );
-    targets.push({
-      name: "load: errors in 50 concurrent streaming chats",
-      value: r.errors,
-      target: "0",
-      ok: r.errors === 0,
-    });
+    const r = await benchLoadSideBySide({ quick, databaseUrl: ctx.url });
+    const t: BenchLoadResultLike = r.threadline;
+    results.load = t;
+    results.loadSideBySide = r;
+    for (const side of ["threadline", "memory", "official"] as const) {
+      const x = r[side];
+      out.push(
+        `HTTP load, service on ${side}: ${x.concurrency} concurrent streaming chats for ${fmt(x.durationMs / 1000, 1)} s: ${x.turns} turns, ${x.errors} errors, ${x.turnsPerSecond.toFixed(1)} turns/s, per turn p50 ${x.latencyMs.p50} ms, p99 ${x.latencyMs.p99} ms`,
+      );
+    }
+    out.push(
+      `HTTP load throughput: Threadline ${fmt(r.ratios["threadline/memory"], 2)}x the same service on MemorySaver, ${fmt(r.ratios["threadline/official"], 2)}x on the official saver`,
+    );
+    targets.push(
+      {
+        name: "load: errors in 50 concurrent streaming chats (Threadline)",
+        value: t.errors,
+        target: "0",
+        ok: t.errors === 0,
+      },
+      {
+        name: "load: throughput vs the same service on MemorySaver",
+        value: r.ratios["threadline/memory"],
+        target: ">= 0.85x",
+        ok: r.ratios["threadline/memory"] >= 0.85,
+      },
+      {
+        name: "load: throughput vs the same service on the official saver",
+        value: r.ratios["threadline/official"],
+        target: ">= 2x",
+        ok: r.ratios["threadline/official"] >= 2,
+      },
+    );
   }
 
   if (out.length > 0)

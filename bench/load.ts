@@ -6,8 +6,15 @@
  *   node --import tsx bench/load.ts [--quick] [--base-url http://host:8787]
  */
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type BaseCheckpointSaver, MemorySaver } from "@langchain/langgraph-checkpoint";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
 import { configSchema } from "../src/config/schema.js";
+import { createChatModel } from "../src/graphs/chat/models.js";
+import { createApp } from "../src/http/app.js";
 import { startService, type RunningService } from "../src/service/composition-root.js";
 
 /** Options of {@link benchLoad}. */
@@ -99,37 +106,41 @@ export async function benchLoad(options: BenchLoadOptions): Promise<BenchLoadRes
   const headers: Record<string, string> = options.apiKey
     ? { authorization: `Bearer ${options.apiKey}` }
     : {};
-  const latencies: number[] = [];
-  const errorSamples: string[] = [];
-  let errors = 0;
-  const started = performance.now();
-  const deadline = started + durationMs;
   try {
-    await Promise.all(
-      Array.from({ length: concurrency }, async (_, worker) => {
-        const threadId = `bench-${randomUUID()}-${worker}`;
-        for (let n = 1; performance.now() < deadline; n++) {
-          const t0 = performance.now();
-          try {
-            await turn(baseUrl, threadId, n, headers);
-            latencies.push(performance.now() - t0);
-          } catch (err) {
-            errors++;
-            if (errorSamples.length < 5) errorSamples.push((err as Error).message);
-          }
-        }
-      }),
-    );
+    return await driveLoad(baseUrl, concurrency, durationMs, headers);
   } finally {
     await service?.shutdown("bench done");
-    if (service) {
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
-      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
-      await pool.end();
-    }
+    if (service) await dropSchema(databaseUrl, schema);
   }
+}
+
+async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+  await pool.end();
+}
+
+/** `concurrency` chats, each on a thread of its own, turn after turn until `durationMs` passed. */
+async function driveLoad(
+  baseUrl: string,
+  concurrency: number,
+  durationMs: number,
+  headers: Record<string, string> = {},
+): Promise<BenchLoadResult> {
+  const started = performance.now();
+  const raw = await driveLoadRaw(baseUrl, concurrency, durationMs, headers);
   const elapsed = performance.now() - started;
-  latencies.sort((a, b) => a - b);
+  return summarize(concurrency, elapsed, raw.latencies, raw.errors, raw.samples);
+}
+
+function summarize(
+  concurrency: number,
+  elapsed: number,
+  unsorted: number[],
+  errors: number,
+  errorSamples: string[],
+): BenchLoadResult {
+  const latencies = [...unsorted].sort((a, b) => a - b);
   return {
     concurrency,
     durationMs: Math.round(elapsed),
@@ -144,6 +155,137 @@ export async function benchLoad(options: BenchLoadOptions): Promise<BenchLoadRes
     },
     errorSamples,
   };
+}
+
+/** The same service on three checkpointers, as {@link benchLoadSideBySide} measured them. */
+export interface BenchLoadSideBySideResult {
+  threadline: BenchLoadResult;
+  memory: BenchLoadResult;
+  official: BenchLoadResult;
+  /** Throughput ratios (turns per second). */
+  ratios: { "threadline/memory": number; "threadline/official": number };
+}
+
+/**
+ * The HTTP load side by side: the service as `threadline serve` runs it (PostgresCheckpointer
+ * behind the fallback), the same app (`createApp`, same routes, offline model) on MemorySaver,
+ * and on the official PostgresSaver, all in this process. Rounds interleave the three (a few
+ * seconds each, 50 concurrent streaming chats on new threads), so load on the machine falls on
+ * each alike; throughput is summed over the rounds.
+ */
+export async function benchLoadSideBySide(options: {
+  quick: boolean;
+  databaseUrl?: string;
+  concurrency?: number;
+}): Promise<BenchLoadSideBySideResult> {
+  const concurrency = options.concurrency ?? 50;
+  const databaseUrl =
+    options.databaseUrl ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+  const rounds = options.quick ? 3 : 5;
+  const roundMs = options.quick ? 2_000 : 6_000;
+  const tag = randomUUID().slice(0, 8);
+  const schemas = { threadline: `bench_load_tl_${tag}`, official: `bench_load_off_${tag}` };
+  const config = configSchema.parse({
+    database: { url: databaseUrl, schema: schemas.threadline, pool: { size: 20 } },
+    server: { port: 0, host: "127.0.0.1", rateLimit: { max: 1_000_000 } },
+    cleanup: { enabled: false },
+    log: { level: "silent" },
+  });
+  const { model } = createChatModel(config.model);
+  const officialPool = new pg.Pool({ connectionString: databaseUrl, max: 20 });
+  const official = new PostgresSaver(officialPool, undefined, { schema: schemas.official });
+  await official.setup();
+  const threadline = await startService(config, { cleanup: false });
+  const servers: Server[] = [];
+  const serve = async (checkpointer: BaseCheckpointSaver): Promise<string> => {
+    const app = createApp({ config, checkpointer, model, webRoot: false });
+    const server = app.listen(0, "127.0.0.1");
+    servers.push(server);
+    await once(server, "listening");
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+  const urls = {
+    threadline: threadline.url,
+    memory: await serve(new MemorySaver()),
+    official: await serve(official),
+  };
+  const sides = ["threadline", "memory", "official"] as const;
+  const acc = Object.fromEntries(
+    sides.map((s) => [
+      s,
+      { elapsed: 0, latencies: [] as number[], errors: 0, samples: [] as string[] },
+    ]),
+  ) as Record<
+    (typeof sides)[number],
+    { elapsed: number; latencies: number[]; errors: number; samples: string[] }
+  >;
+  try {
+    for (let r = 0; r < rounds; r++) {
+      // Rotate who goes first, so no side always follows the same one.
+      for (let i = 0; i < sides.length; i++) {
+        const side = sides[(i + r) % sides.length]!;
+        const t0 = performance.now();
+        const result = await driveLoadRaw(urls[side], concurrency, roundMs);
+        const a = acc[side];
+        a.elapsed += performance.now() - t0;
+        a.latencies.push(...result.latencies);
+        a.errors += result.errors;
+        a.samples.push(...result.samples.slice(0, 5 - a.samples.length));
+      }
+    }
+  } finally {
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    await threadline.shutdown("bench done");
+    await officialPool.end();
+    await dropSchema(databaseUrl, schemas.threadline);
+    await dropSchema(databaseUrl, schemas.official);
+  }
+  const out = Object.fromEntries(
+    sides.map((s) => [
+      s,
+      summarize(concurrency, acc[s].elapsed, acc[s].latencies, acc[s].errors, acc[s].samples),
+    ]),
+  ) as Record<(typeof sides)[number], BenchLoadResult>;
+  const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : 0);
+  return {
+    ...out,
+    ratios: {
+      "threadline/memory": ratio(out.threadline.turnsPerSecond, out.memory.turnsPerSecond),
+      "threadline/official": ratio(out.threadline.turnsPerSecond, out.official.turnsPerSecond),
+    },
+  };
+}
+
+/** The turns' latencies and errors of {@link driveLoad}, for accumulating rounds. */
+async function driveLoadRaw(
+  baseUrl: string,
+  concurrency: number,
+  durationMs: number,
+  headers: Record<string, string> = {},
+): Promise<{ latencies: number[]; errors: number; samples: string[] }> {
+  const latencies: number[] = [];
+  const samples: string[] = [];
+  let errors = 0;
+  const deadline = performance.now() + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      const threadId = `bench-${randomUUID()}-${worker}`;
+      for (let n = 1; performance.now() < deadline; n++) {
+        const t0 = performance.now();
+        try {
+          await turn(baseUrl, threadId, n, headers);
+          latencies.push(performance.now() - t0);
+        } catch (err) {
+          errors++;
+          if (samples.length < 5) samples.push((err as Error).message);
+        }
+      }
+    }),
+  );
+  return { latencies, errors, samples };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

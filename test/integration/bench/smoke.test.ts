@@ -54,5 +54,12 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   expect(figures.sweep.checkpointsDeleted).toBeGreaterThan(0);
   expect(figures.import.checkpoints).toBeGreaterThan(0);
   expect(figures.load.turns).toBeGreaterThan(0);
+  for (const side of ["threadline", "memory", "official"]) {
+    expect(figures.loadSideBySide[side].turns).toBeGreaterThan(0);
+  }
+  expect(figures.loadSideBySide.ratios["threadline/memory"]).toBeGreaterThan(0);
+  expect(figures.loadSideBySide.ratios["threadline/official"]).toBeGreaterThan(0);
+  // A count, not a timing: DeltaChannel's history read is one statement.
+  expect(figures.instances.delta.historyStatements.threadline).toBe(1);
   expect(figures.targets.length).toBeGreaterThanOrEqual(14);
 }, 300_000);
