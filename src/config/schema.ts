@@ -169,6 +169,21 @@ export const configSchema = strict({
       maxAge: duration("10m").default(600_000),
     }).prefault({}),
   }).prefault({}),
+  runs: strict({
+    /** Runs this instance executes at once (background, streamed and waited runs alike). */
+    concurrency: z.number().int().min(1).max(1000).default(10),
+    /** How often a running run renews its heartbeat (and reads a cancel request). */
+    heartbeatInterval: duration("2s").default(2_000),
+    /**
+     * A running run whose heartbeat is older than this belongs to a dead worker: any instance
+     * marks it `error` and frees its thread. Must exceed heartbeatInterval.
+     */
+    staleAfter: duration("30s").default(30_000),
+    /** Workers look for pending runs this often even without a notification. */
+    pollInterval: duration("1s").default(1_000),
+    /** Events of an ended run are kept this long for join and resume, then deleted. */
+    eventRetention: duration("1h").default(3_600_000),
+  }).prefault({}),
   auth: strict({
     apiKeys: z.array(z.string().min(16, "API keys must be at least 16 characters")).default([]),
   }).prefault({}),

@@ -23,7 +23,10 @@ import {
   type ServableGraph,
 } from "../graphs/load.js";
 import { ThreadStore } from "../runs/threads.js";
-import { agentServerRoutes, registerAgentServerMetrics } from "./agent-server/index.js";
+import { RunNotifier } from "../runs/notifier.js";
+import { RunQueue } from "../runs/queue.js";
+import { RunWorker } from "../runs/worker.js";
+import { agentServerRoutes, errorEvent, registerAgentServerMetrics } from "./agent-server/index.js";
 import type { ThreadlineConfig } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { ThreadlineError } from "../errors.js";
@@ -32,7 +35,7 @@ import { createApiKeyAuth, identify, principalOf, requireApiKey } from "./auth.j
 import { chatRoutes } from "./chat.js";
 import type { ServiceState } from "./service-state.js";
 import { corsMiddleware } from "./cors.js";
-import { errorMiddleware } from "./errors.js";
+import { describeError, errorMiddleware } from "./errors.js";
 import { healthRoutes, type FallbackStatus } from "./health.js";
 import {
   InstrumentedCheckpointer,
@@ -91,6 +94,14 @@ export interface ServiceControl {
   waitForStreams(timeoutMs: number): Promise<boolean>;
   /** Cancels every running stream (each ends with an `error` chunk) and waits for them. */
   abortStreams(): Promise<void>;
+  /**
+   * Starts this instance's run worker (claims queued runs of every instance, reaps runs of dead
+   * workers, sweeps old events) and its LISTEN connection. `startService` calls it; an app used
+   * alone executes only the streamed and waited runs it receives and the runs it enqueues.
+   */
+  startRuns(): Promise<void>;
+  /** Stops claiming runs (running ones go on) and closes the LISTEN connection. */
+  stopRuns(): Promise<void>;
   /**
    * The saver every route and graph of this app uses: `AppDeps.checkpointer` behind the metrics
    * wrapper. Exposed so the whole stack the service runs can be tested as one saver.
@@ -293,17 +304,49 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     status,
   );
 
+  let runs: { queue: RunQueue; notifier: RunNotifier; worker: RunWorker } | undefined;
   if (db) {
     // LangGraph's Agent Server API at the root (needs Postgres for threads and runs).
+    const threads = new ThreadStore(db.pool, config.database.schema);
+    const agentMetrics = registerAgentServerMetrics(registry);
+    const queue = new RunQueue(db.pool, config.database.schema);
+    // The embedded database has one connection: no LISTEN there, polling only.
+    const notifier = new RunNotifier(
+      db.kind === "postgres" ? db.sessionPool : undefined,
+      config.database.schema,
+      logger,
+    );
+    const worker = new RunWorker({
+      queue,
+      notifier,
+      threads,
+      graphs,
+      checkpointer,
+      logger,
+      settings: config.runs,
+      draining: () => state.draining,
+      track: (execution) => {
+        state.streams.add(execution);
+        return () => state.streams.delete(execution);
+      },
+      errorEvent,
+      describeError,
+      onRunEnd: (graph, outcome, seconds) => {
+        agentMetrics.runs.inc({ graph, outcome });
+        agentMetrics.runDuration.observe({ graph, outcome }, seconds);
+      },
+    });
+    runs = { queue, notifier, worker };
     app.use(
       agentServerRoutes(
         {
           graphs,
-          threads: new ThreadStore(db.pool, config.database.schema),
+          threads,
           checkpointer,
           ...(owners ? { owners } : {}),
           state,
-          metrics: registerAgentServerMetrics(registry),
+          runs: { queue, notifier, worker, pollMs: config.runs.pollInterval },
+          metrics: agentMetrics,
           logger,
         },
         {
@@ -344,6 +387,16 @@ export function createApp(deps: AppDeps): ThreadlineApp {
       } finally {
         clearTimeout(timer);
       }
+    },
+    async startRuns() {
+      if (!runs) return;
+      await runs.notifier.start();
+      runs.worker.start();
+    },
+    async stopRuns() {
+      if (!runs) return;
+      runs.worker.stop();
+      await runs.notifier.stop();
     },
     async abortStreams() {
       const streams = [...state.streams];

@@ -184,6 +184,7 @@ export async function startService(
     await once(server, "listening").catch((err: unknown) => {
       throw listenError(err as Error, host, config);
     });
+    await app.threadline.startRuns();
     const address = server.address() as AddressInfo;
     const bound = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const wildcard = bound === "0.0.0.0" || bound === "[::]";
@@ -224,7 +225,8 @@ export async function startService(
           },
           "draining: readiness is 503, new chats are refused",
         );
-        // The listener stays open while streams finish, so probes see 503 rather than refusals.
+        // The listener stays open while streams and runs finish, so probes see 503 rather than
+        // refusals; the run worker claims nothing more (pending runs wait for other instances).
         const finished = await control.waitForStreams(config.server.shutdownTimeout);
         if (!finished) {
           logger.warn(
@@ -235,6 +237,8 @@ export async function startService(
           if (!(await within(control.abortStreams(), CLOSE_TIMEOUT_MS)))
             logger.warn({}, "streams did not end after cancellation; closing anyway");
         }
+        if (!(await within(control.stopRuns(), CLOSE_TIMEOUT_MS)))
+          logger.warn({}, "stopping the run worker timed out");
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await closed;

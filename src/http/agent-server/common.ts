@@ -6,6 +6,9 @@ import { ThreadlineError } from "../../errors.js";
 import type { GraphRegistry, LoadedGraph } from "../../graphs/load.js";
 import type { Logger } from "../../logger.js";
 import type { ThreadRecord, ThreadStore } from "../../runs/threads.js";
+import type { RunNotifier } from "../../runs/notifier.js";
+import type { RunQueue } from "../../runs/queue.js";
+import type { RunWorker } from "../../runs/worker.js";
 import { serialize } from "../../runs/serialize.js";
 import { principalOf } from "../auth.js";
 import type { ServiceState } from "../chat.js";
@@ -51,8 +54,22 @@ export interface AgentServerDeps {
   /** Present when API keys are configured: threads belong to the key that created them. */
   owners?: ThreadOwners;
   state: ServiceState;
+  /** The run queue, its notifications and this instance's worker. */
+  runs: { queue: RunQueue; notifier: RunNotifier; worker: RunWorker; pollMs: number };
   metrics: AgentServerMetrics;
   logger: Logger;
+}
+
+/**
+ * The `error` event of a failed run: Threadline's own failures by code and message; an exception
+ * raised by the user's graph is part of their application and shown as the Agent Server does
+ * (name and message).
+ */
+export function errorEvent(err: unknown): { error: string; message: string } {
+  const mapped = toHttpError(err);
+  if (err instanceof ThreadlineError || mapped.status < 500 || !(err instanceof Error))
+    return { error: mapped.body.error.code, message: mapped.body.error.message };
+  return { error: err.name, message: err.message };
 }
 
 /** Parses a request body (or query) with a zod schema; a mismatch is a 422 naming the fields. */

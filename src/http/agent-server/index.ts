@@ -7,6 +7,7 @@ import { stateRoutes } from "./state.js";
 import { threadRoutes } from "./threads.js";
 
 export {
+  errorEvent,
   registerAgentServerMetrics,
   type AgentServerDeps,
   type AgentServerMetrics,
@@ -25,7 +26,7 @@ export interface AgentServerMiddleware {
  * LangGraph's Agent Server API (what `@langchain/langgraph-sdk` and `useStream` call): `/ok` and
  * `/info` open; `/assistants`, `/threads`, `/runs` behind `middleware.before`. Errors are
  * `{ "detail": message }` with the Agent Server's status codes. Anything under those prefixes
- * that is not implemented (the store, crons, background runs) answers 404 `{ detail }`.
+ * that is not implemented (the store, crons) answers 404 `{ detail }`.
  */
 export function agentServerRoutes(
   deps: AgentServerDeps,

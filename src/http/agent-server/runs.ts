@@ -1,16 +1,14 @@
 import { once } from "node:events";
 import { randomUUID } from "node:crypto";
-import type { RunnableConfig } from "@langchain/core/runnables";
-import { Command, type StateSnapshot } from "@langchain/langgraph";
 import { Router, type Request, type Response } from "express";
 import { z } from "zod";
 import { ThreadlineError } from "../../errors.js";
-import type { LoadedGraph } from "../../graphs/load.js";
-import { interruptsOf, serialize, toJson } from "../../runs/serialize.js";
-import { STREAM_MODES, streamRun, type RunEvent, type StreamMode } from "../../runs/stream.js";
-import { RUN_LEASE_MS, type Json, type ThreadStatus } from "../../runs/threads.js";
+import { publicRun, TERMINAL, type RunRow } from "../../runs/queue.js";
+import { toJson } from "../../runs/serialize.js";
+import { STREAM_MODES } from "../../runs/stream.js";
+import type { Json } from "../../runs/threads.js";
+import { tailRun, type LocalEnd, type RunKwargs } from "../../runs/worker.js";
 import type { ActiveStream } from "../chat.js";
-import { describeError, toHttpError } from "../errors.js";
 import {
   assistantOr404,
   ownerHash,
@@ -61,48 +59,73 @@ const runBody = z.object({
 });
 type RunBody = z.output<typeof runBody>;
 
-/** A run that holds its thread and is about to execute. */
-interface PreparedRun {
-  threadId: string;
-  runId: string;
-  graph: LoadedGraph;
+const RUN_STATUSES = ["pending", "running", "success", "error", "timeout", "interrupted"] as const;
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(10),
+  offset: z.coerce.number().int().min(0).default(0),
+  status: z.enum(RUN_STATUSES).optional(),
+  select: z.unknown().optional(),
+});
+const flag = z
+  .union([z.string(), z.boolean()])
+  .optional()
+  .transform((v) => v === true || v === "1" || v === "true");
+const cancelQuery = z.object({
+  wait: flag,
+  action: z.enum(["interrupt", "rollback"]).default("interrupt"),
+  reason: z.string().optional(),
+});
+const cancelManyBody = z.object({
+  thread_id: z.string().min(1).nullish(),
+  run_ids: z.array(z.string().uuid()).nullish(),
+  status: z.enum(["pending", "running", "all"]).nullish(),
+});
+const uuid = z.string().uuid();
+
+/** A run created here, on its thread. */
+interface Created {
+  run: RunRow;
   body: RunBody;
   stateless: boolean;
 }
 
-/** How a run ended. */
-interface RunOutcome {
-  outcome: "success" | "interrupted" | "error" | "cancelled";
-  error?: unknown;
-  values: unknown;
-  interrupts: Record<string, Json>;
+/** The value `join` and `runs.wait` answer: the thread's values, or `{ __error__ }`. */
+async function finalValue(deps: AgentServerDeps, run: RunRow | undefined, threadId: string) {
+  if (run?.status === "error") return { __error__: run.error ?? { error: "Error", message: "" } };
+  const thread = await deps.threads.get(threadId);
+  const values = (thread?.values ?? {}) as Record<string, unknown>;
+  const interrupts = Object.values(thread?.interrupts ?? {}).flat();
+  return interrupts.length > 0 ? { ...values, __interrupt__: interrupts } : values;
 }
 
-function errorEvent(err: unknown): { error: string; message: string } {
-  const mapped = toHttpError(err);
-  if (err instanceof ThreadlineError || mapped.status < 500 || !(err instanceof Error))
-    return { error: mapped.body.error.code, message: mapped.body.error.message };
-  // An exception raised by the user's graph is part of their application: show it as the Agent
-  // Server does (name and message); Threadline's own failures were mapped above.
-  return { error: err.name, message: err.message };
+/** The answer of `runs.wait` from a run's end. */
+function endValue(end: LocalEnd): unknown {
+  if (end.error !== undefined) return { __error__: end.error };
+  if (end.status === "interrupted" && Object.keys(end.interrupts).length === 0)
+    return { __error__: { error: "UserInterrupt", message: "the run was cancelled" } };
+  const values = (end.values ?? {}) as Record<string, unknown>;
+  const interrupts = Object.values(end.interrupts).flat();
+  return interrupts.length > 0 ? { ...values, __interrupt__: interrupts } : values;
 }
 
 /**
- * `POST /threads/{id}/runs/stream`, `POST /threads/{id}/runs/wait`, and the stateless
- * `POST /runs/stream`, `POST /runs/wait` (a temporary thread, deleted afterwards unless
- * `on_completion: "keep"`). A run holds its thread (status `busy`, with a lease renewed while it
- * goes on); a second run on a busy thread is a 409 whatever its multitask_strategy.
+ * Runs of the Agent Server API on the queue in Postgres (src/runs/queue.ts): background runs
+ * (`POST /threads/{id}/runs`, `/runs`, `/runs/batch`), list, get, delete, join, cancel, and the
+ * streams (`POST .../runs/stream`, `GET .../runs/{run_id}/stream`, `GET /threads/{id}/stream`,
+ * with `Last-Event-ID`), `runs/wait`. Every run goes through the queue: a streamed or waited
+ * run is claimed by this instance at once when its thread is free, and any instance's stream
+ * reads its events from Postgres, so a client can reconnect anywhere.
  */
 export function runRoutes(deps: AgentServerDeps): Router {
   const router = Router();
-  const { threads, state, logger } = deps;
+  const { threads, state, runs } = deps;
+  const { queue, notifier, worker } = runs;
 
-  async function prepare(
-    req: Request,
+  async function create(
     res: Response,
+    body: RunBody,
     threadParam: string | undefined,
-  ): Promise<PreparedRun> {
-    const body = parseBody(runBody, req.body);
+  ): Promise<Created> {
     const graph = assistantOr404(deps, body.assistant_id);
     if (state.draining) throw new ThreadlineError("SHUTTING_DOWN", "the service is shutting down");
     const stateless = threadParam === undefined;
@@ -120,144 +143,47 @@ export function runRoutes(deps: AgentServerDeps): Router {
       await threadOr404(deps, res, threadId);
       if (existing.metadata.graph_id !== graph.name) await threads.patch(threadId, { metadata });
     }
-    const runId = randomUUID();
-    if (!(await threads.claimRun(threadId, runId)))
-      throw new ThreadlineError("CONFLICT", `thread ${threadId} is busy with another run`);
-    await threads.insertRun({
+    const rawModes = body.stream_mode ?? ["values"];
+    const kwargs: RunKwargs = {
+      input: body.input ?? null,
+      command: body.command ?? null,
+      config: body.config ?? null,
+      context: body.context ?? null,
+      metadata: body.metadata ?? null,
+      stream_mode: Array.isArray(rawModes) ? rawModes : [rawModes],
+      stream_subgraphs: body.stream_subgraphs ?? false,
+      stream_resumable: body.stream_resumable ?? false,
+      checkpoint: body.checkpoint ?? null,
+      checkpoint_id: body.checkpoint_id ?? null,
+      interrupt_before: body.interrupt_before ?? null,
+      interrupt_after: body.interrupt_after ?? null,
+      durability: body.durability ?? null,
+      temporary: stateless && body.on_completion !== "keep",
+    };
+    const { run } = await queue.create({
       threadId,
-      runId,
+      runId: randomUUID(),
       assistantId: graph.assistantId,
       metadata: (body.metadata ?? {}) as Record<string, Json>,
-      kwargs: toJson({
-        input: body.input ?? null,
-        command: body.command ?? null,
-        config: body.config ?? null,
-        stream_mode: body.stream_mode ?? null,
-      }) as Record<string, Json>,
-      multitaskStrategy: body.multitask_strategy ?? "reject",
+      kwargs: toJson(kwargs) as Record<string, Json>,
+      strategy: body.multitask_strategy ?? "reject",
     });
-    return { threadId, runId, graph, body, stateless };
+    return { run, body, stateless };
   }
 
-  async function execute(
-    run: PreparedRun,
-    streamModes: readonly StreamMode[],
-    signal: AbortSignal,
-    onEvent: (event: RunEvent) => Promise<void>,
-  ): Promise<RunOutcome> {
-    const { body, threadId, runId } = run;
-    const started = process.hrtime.bigint();
-    const lease = setInterval(() => {
-      threads.renewLease(threadId, runId).catch((err: unknown) => {
-        logger.warn({ err: describeError(err), threadId }, "renewing a run lease failed");
-      });
-    }, RUN_LEASE_MS / 3);
-    lease.unref();
-    const checkpointId = body.checkpoint?.checkpoint_id ?? body.checkpoint_id ?? undefined;
-    const config: RunnableConfig = {
-      configurable: {
-        ...(body.config?.configurable ?? {}),
-        thread_id: threadId,
-        ...(checkpointId !== undefined ? { checkpoint_id: checkpointId } : {}),
-        ...(body.checkpoint?.checkpoint_ns !== undefined
-          ? { checkpoint_ns: body.checkpoint.checkpoint_ns }
-          : {}),
-      },
-      metadata: {
-        ...(body.config?.metadata ?? {}),
-        ...(body.metadata ?? {}),
-        run_id: runId,
-        thread_id: threadId,
-        graph_id: run.graph.name,
-        assistant_id: run.graph.assistantId,
-      },
-      ...(body.config?.tags ? { tags: body.config.tags } : {}),
-      ...(body.config?.recursion_limit ? { recursionLimit: body.config.recursion_limit } : {}),
-    };
-    let outcome: RunOutcome["outcome"] = "success";
-    let error: unknown;
-    let graph;
-    try {
-      graph = await run.graph.resolve(config);
-      const input = body.command
-        ? new Command({
-            ...(body.command.resume !== undefined ? { resume: body.command.resume } : {}),
-            ...(body.command.update !== undefined
-              ? { update: body.command.update as Record<string, unknown> }
-              : {}),
-            ...(body.command.goto !== undefined ? { goto: body.command.goto as string } : {}),
-          })
-        : (body.input ?? null);
-      for await (const event of streamRun({
-        graph,
-        input,
-        config,
-        streamMode: streamModes,
-        subgraphs: body.stream_subgraphs === true,
-        runId,
-        signal,
-        ...(body.context ? { context: body.context } : {}),
-        ...(body.interrupt_before ? { interruptBefore: body.interrupt_before } : {}),
-        ...(body.interrupt_after ? { interruptAfter: body.interrupt_after } : {}),
-        ...(body.durability ? { durability: body.durability } : {}),
-      })) {
-        await onEvent(event);
-      }
-    } catch (err) {
-      outcome = signal.aborted ? "cancelled" : "error";
-      error = err;
-    } finally {
-      clearInterval(lease);
-    }
-
-    let snapshot: StateSnapshot | undefined;
-    try {
-      snapshot = graph
-        ? await graph.getState({ configurable: { thread_id: threadId } })
-        : undefined;
-    } catch (err) {
-      logger.warn({ err: describeError(err), threadId }, "reading the state after a run failed");
-    }
-    const interrupts = snapshot ? interruptsOf(snapshot) : {};
-    if (outcome === "success" && Object.keys(interrupts).length > 0) outcome = "interrupted";
-    const threadStatus: Exclude<ThreadStatus, "busy"> =
-      outcome === "error" ? "error" : outcome === "interrupted" ? "interrupted" : "idle";
-    try {
-      await threads.finishRun(threadId, runId, {
-        status: threadStatus,
-        values: snapshot ? toJson(snapshot.values) : null,
-        interrupts,
-      });
-      await threads.setRunStatus(
-        threadId,
-        runId,
-        outcome === "error" ? "error" : outcome === "cancelled" ? "interrupted" : "success",
-      );
-      if (run.stateless && body.on_completion !== "keep") {
-        await threads.delete(threadId);
-        await deps.checkpointer.deleteThread(threadId);
-      }
-    } catch (err) {
-      logger.warn({ err: describeError(err), threadId }, "recording the end of a run failed");
-    }
-    if (outcome === "error")
-      logger.warn(
-        { err: describeError(error), threadId, runId, graph: run.graph.name },
-        "run failed",
-      );
-    const labels = { graph: run.graph.name, outcome };
-    deps.metrics.runs.inc(labels);
-    deps.metrics.runDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-    return {
-      outcome,
-      ...(error !== undefined ? { error } : {}),
-      values: snapshot?.values ?? null,
-      interrupts,
-    };
+  /** Starts a run created here right away when its thread is free, else wakes the workers. */
+  async function start(run: RunRow): Promise<void> {
+    if (!(await worker.claimNow(run.thread_id, run.run_id))) worker.kick();
   }
 
-  /** Registers the run with the service's shutdown (drain waits for it, abort cancels it). */
-  function track(controller: AbortController): { done: () => void } {
+  function location(c: Created): string {
+    return c.stateless
+      ? `/runs/${c.run.run_id}`
+      : `/threads/${c.run.thread_id}/runs/${c.run.run_id}`;
+  }
+
+  /** Registers a response with the shutdown (drain waits for it, abort ends it). */
+  function track(controller: AbortController): () => void {
     let resolve!: () => void;
     const active: ActiveStream = {
       abort: () =>
@@ -265,77 +191,147 @@ export function runRoutes(deps: AgentServerDeps): Router {
       done: new Promise<void>((r) => (resolve = r)),
     };
     state.streams.add(active);
-    return {
-      done: () => {
-        state.streams.delete(active);
-        resolve();
-      },
+    return () => {
+      state.streams.delete(active);
+      resolve();
     };
   }
 
-  function location(run: PreparedRun): string {
-    return run.stateless ? `/runs/${run.runId}` : `/threads/${run.threadId}/runs/${run.runId}`;
+  /** Waits until the run has ended (or is gone); returns its last row. */
+  async function waitForEnd(
+    threadId: string,
+    runId: string,
+    signal: AbortSignal,
+  ): Promise<RunRow | undefined> {
+    for (;;) {
+      const wake = notifier.next(`run:${runId}`, runs.pollMs, signal);
+      const run = await queue.get(threadId, runId);
+      if (!run || TERMINAL.has(run.status) || signal.aborted) {
+        wake.cancel();
+        return run;
+      }
+      await wake.promise;
+    }
   }
 
-  async function stream(req: Request, res: Response, threadParam: string | undefined) {
-    const run = await prepare(req, res, threadParam);
-    const raw = run.body.stream_mode ?? ["values"];
-    const modes = Array.isArray(raw) ? raw : [raw];
-    const controller = new AbortController();
-    const tracked = track(controller);
-    let finished = false;
+  function openSse(res: Response, contentLocation?: string, resumeLocation?: string): void {
     res.status(200);
     res.setHeader("content-type", "text/event-stream; charset=utf-8");
     res.setHeader("cache-control", "no-cache");
     res.setHeader("connection", "keep-alive");
     res.setHeader("x-accel-buffering", "no");
-    res.setHeader("content-location", location(run));
+    if (contentLocation) res.setHeader("content-location", contentLocation);
+    if (resumeLocation) res.setHeader("location", resumeLocation);
     res.flushHeaders();
+  }
+
+  async function writeSse(res: Response, text: string): Promise<void> {
+    if (res.writableEnded || res.destroyed) return;
+    if (!res.write(text)) await Promise.race([once(res, "drain"), once(res, "close")]);
+  }
+
+  /**
+   * Sends a run's stored events after `afterSeq` as SSE (`id:` = seq) until it ends. With
+   * `cancelOnDisconnect`, a client that goes away before the end cancels the run.
+   */
+  async function pipeRun(
+    res: Response,
+    threadId: string,
+    runId: string,
+    afterSeq: number,
+    cancelOnDisconnect: boolean,
+  ): Promise<void> {
+    const controller = new AbortController();
+    const untrack = track(controller);
+    let finished = false;
     res.once("close", () => {
-      if (!finished && run.body.on_disconnect !== "continue")
-        controller.abort(new Error("client disconnected"));
+      if (finished) return;
+      controller.abort(new Error("client disconnected"));
+      if (cancelOnDisconnect && !state.draining)
+        queue.cancel(threadId, [runId], "interrupt").catch(() => undefined);
     });
-    let seq = 0;
-    const write = async (event: RunEvent) => {
-      if (res.writableEnded || res.destroyed) return;
-      const text = `event: ${event.event}\ndata: ${serialize(event.data)}\nid: ${seq++}\n\n`;
-      if (!res.write(text)) await Promise.race([once(res, "drain"), once(res, "close")]);
-    };
     try {
-      const result = await execute(run, modes, controller.signal, write);
-      if (result.outcome === "error" || result.outcome === "cancelled")
-        await write({ event: "error", data: errorEvent(result.error) });
+      // A run executing here streams from memory; any other from Postgres.
+      const local = worker.localRun(runId);
+      const events = local
+        ? local.tail(afterSeq, controller.signal)
+        : tailRun({
+            queue,
+            notifier,
+            threadId,
+            runId,
+            afterSeq,
+            signal: controller.signal,
+            pollMs: runs.pollMs,
+          });
+      for await (const e of events) {
+        await writeSse(res, `event: ${e.event}\ndata: ${e.data}\nid: ${e.seq}\n\n`);
+      }
     } finally {
       finished = true;
       if (!res.writableEnded) res.end();
-      tracked.done();
+      untrack();
     }
   }
 
+  async function stream(req: Request, res: Response, threadParam: string | undefined) {
+    const c = await create(res, parseBody(runBody, req.body), threadParam);
+    await start(c.run);
+    const resumable = c.body.stream_resumable === true;
+    openSse(res, location(c), resumable && !c.stateless ? `${location(c)}/stream` : undefined);
+    await pipeRun(res, c.run.thread_id, c.run.run_id, -1, c.body.on_disconnect !== "continue");
+  }
+
   async function wait(req: Request, res: Response, threadParam: string | undefined) {
-    const run = await prepare(req, res, threadParam);
+    const c = await create(res, parseBody(runBody, req.body), threadParam);
+    await start(c.run);
     const controller = new AbortController();
-    const tracked = track(controller);
+    const untrack = track(controller);
     let finished = false;
     res.once("close", () => {
-      if (!finished && run.body.on_disconnect !== "continue")
-        controller.abort(new Error("client disconnected"));
+      if (finished) return;
+      controller.abort(new Error("client disconnected"));
+      if (c.body.on_disconnect !== "continue" && !state.draining)
+        queue.cancel(c.run.thread_id, [c.run.run_id], "interrupt").catch(() => undefined);
     });
     try {
-      const result = await execute(run, ["values"], controller.signal, () => Promise.resolve());
-      finished = true;
-      res.setHeader("content-location", location(run));
-      if (result.outcome === "error" || result.outcome === "cancelled") {
-        sendJson(res, 200, { __error__: errorEvent(result.error) });
-        return;
+      // A run executing here reports its end from memory (a temporary thread is deleted by
+      // then); any other is read back from Postgres.
+      const local = worker.localRun(c.run.run_id);
+      let value: unknown;
+      if (local) {
+        const end = await Promise.race([
+          local.end,
+          once(controller.signal, "abort").then(() => undefined),
+        ]);
+        if (end) value = endValue(end);
+      } else {
+        const ended = await waitForEnd(c.run.thread_id, c.run.run_id, controller.signal);
+        if (!controller.signal.aborted) value = await finalValue(deps, ended, c.run.thread_id);
       }
-      const values = (result.values ?? {}) as Record<string, unknown>;
-      const interrupts = Object.values(result.interrupts).flat();
-      sendJson(res, 200, interrupts.length > 0 ? { ...values, __interrupt__: interrupts } : values);
+      finished = true;
+      if (controller.signal.aborted) return;
+      res.setHeader("content-location", location(c));
+      sendJson(res, 200, value);
     } finally {
       finished = true;
-      tracked.done();
+      untrack();
     }
+  }
+
+  async function background(req: Request, res: Response, threadParam: string | undefined) {
+    const c = await create(res, parseBody(runBody, req.body), threadParam);
+    worker.kick();
+    res.setHeader("content-location", location(c));
+    sendJson(res, 200, publicRun(c.run));
+  }
+
+  /** The thread (owner-checked) and the run, or 404. */
+  async function runOr404(res: Response, threadId: string, runId: string): Promise<RunRow> {
+    await threadOr404(deps, res, threadId);
+    const run = uuid.safeParse(runId).success ? await queue.get(threadId, runId) : undefined;
+    if (!run) throw new ThreadlineError("NOT_FOUND", `run ${runId} not found`);
+    return run;
   }
 
   router.post("/threads/:thread_id/runs/stream", (req, res) =>
@@ -347,5 +343,186 @@ export function runRoutes(deps: AgentServerDeps): Router {
   router.post("/runs/stream", (req, res) => stream(req, res, undefined));
   router.post("/runs/wait", (req, res) => wait(req, res, undefined));
 
+  router.post("/threads/:thread_id/runs", (req, res) =>
+    background(req, res, param(req, "thread_id")),
+  );
+  router.post("/runs", (req, res) => background(req, res, undefined));
+  router.post("/runs/batch", async (req, res) => {
+    const bodies = parseBody(z.array(runBody).min(1).max(1000), req.body);
+    const created: Created[] = [];
+    for (const body of bodies) created.push(await create(res, body, undefined));
+    worker.kick();
+    sendJson(
+      res,
+      200,
+      created.map((c) => publicRun(c.run)),
+    );
+  });
+
+  router.post("/runs/cancel", async (req, res) => {
+    const body = parseBody(cancelManyBody, req.body);
+    const { action } = parseBody(cancelQuery, req.query);
+    let targets: Array<{ thread_id: string; run_id: string }>;
+    if (body.run_ids && body.run_ids.length > 0) {
+      if (!body.thread_id)
+        throw new ThreadlineError("INVALID_INPUT", "thread_id: required with run_ids");
+      await threadOr404(deps, res, body.thread_id);
+      targets = body.run_ids.map((run_id) => ({ thread_id: body.thread_id!, run_id }));
+    } else if (body.status) {
+      if (body.thread_id) await threadOr404(deps, res, body.thread_id);
+      else if (deps.owners && ownerHash(res) !== undefined)
+        throw new ThreadlineError("INVALID_INPUT", "thread_id: required when API keys are on");
+      targets = await queue.inflight(body.status, body.thread_id ?? undefined);
+    } else {
+      throw new ThreadlineError("INVALID_INPUT", "body: give run_ids (with thread_id) or status");
+    }
+    const byThread = new Map<string, string[]>();
+    for (const t of targets)
+      byThread.set(t.thread_id, [...(byThread.get(t.thread_id) ?? []), t.run_id]);
+    for (const [threadId, ids] of byThread) await queue.cancel(threadId, ids, action);
+    res.status(204).end();
+  });
+
+  router.get("/threads/:thread_id/runs", async (req, res) => {
+    const threadId = param(req, "thread_id");
+    await threadOr404(deps, res, threadId);
+    const q = parseBody(listQuery, req.query);
+    const list = await queue.list(threadId, {
+      limit: q.limit,
+      offset: q.offset,
+      ...(q.status ? { status: q.status } : {}),
+    });
+    sendJson(res, 200, list.map(publicRun));
+  });
+
+  router.get("/threads/:thread_id/runs/:run_id", async (req, res) => {
+    const run = await runOr404(res, param(req, "thread_id"), param(req, "run_id"));
+    sendJson(res, 200, publicRun(run));
+  });
+
+  router.delete("/threads/:thread_id/runs/:run_id", async (req, res) => {
+    const threadId = param(req, "thread_id");
+    const runId = param(req, "run_id");
+    await runOr404(res, threadId, runId);
+    if (!(await queue.delete(threadId, runId)))
+      throw new ThreadlineError("NOT_FOUND", `run ${runId} not found`);
+    res.status(204).end();
+  });
+
+  router.get("/threads/:thread_id/runs/:run_id/join", async (req, res) => {
+    const threadId = param(req, "thread_id");
+    const run = await runOr404(res, threadId, param(req, "run_id"));
+    const controller = new AbortController();
+    const untrack = track(controller);
+    res.once("close", () => controller.abort());
+    try {
+      const ended = await waitForEnd(threadId, run.run_id, controller.signal);
+      if (controller.signal.aborted) return;
+      sendJson(res, 200, await finalValue(deps, ended, threadId));
+    } finally {
+      untrack();
+    }
+  });
+
+  router.post("/threads/:thread_id/runs/:run_id/cancel", async (req, res) => {
+    const threadId = param(req, "thread_id");
+    const run = await runOr404(res, threadId, param(req, "run_id"));
+    const q = parseBody(cancelQuery, req.query);
+    await queue.cancel(threadId, [run.run_id], q.action);
+    if (q.wait) {
+      const controller = new AbortController();
+      const untrack = track(controller);
+      res.once("close", () => controller.abort());
+      try {
+        await waitForEnd(threadId, run.run_id, controller.signal);
+      } finally {
+        untrack();
+      }
+    }
+    res.status(q.wait ? 204 : 202).end();
+  });
+
+  router.get("/threads/:thread_id/runs/:run_id/stream", async (req, res) => {
+    const threadId = param(req, "thread_id");
+    const run = await runOr404(res, threadId, param(req, "run_id"));
+    const last = lastEventSeq(req);
+    const cancel = parseBody(cancelQuery.pick({ wait: true }), {
+      wait: req.query.cancel_on_disconnect,
+    }).wait;
+    openSse(res, `/threads/${threadId}/runs/${run.run_id}`);
+    await pipeRun(res, threadId, run.run_id, last ?? -1, cancel);
+  });
+
+  router.get("/threads/:thread_id/stream", async (req, res) => {
+    const threadId = param(req, "thread_id");
+    await threadOr404(deps, res, threadId);
+    await pipeThread(req, res, threadId);
+  });
+
+  /**
+   * `GET /threads/{id}/stream`: the events of the thread's runs as they run, one run after the
+   * other, until the client leaves. Event ids are `<run_id>:<seq>`; with `Last-Event-ID` the
+   * stream resumes after that event, then follows the runs started after that run.
+   */
+  async function pipeThread(req: Request, res: Response, threadId: string): Promise<void> {
+    const controller = new AbortController();
+    const untrack = track(controller);
+    res.once("close", () => controller.abort());
+    openSse(res);
+    const header = req.header("last-event-id");
+    const [lastRun, lastSeq] = header?.includes(":") ? header.split(":") : [undefined, undefined];
+    try {
+      let current: RunRow | undefined;
+      let after = -1;
+      if (lastRun && uuid.safeParse(lastRun).success) {
+        current = await queue.get(threadId, lastRun);
+        after = Number(lastSeq ?? -1);
+      }
+      current ??= await queue.current(threadId);
+      let startedAt: string | null = current?.started_at ?? null;
+      while (!controller.signal.aborted) {
+        if (current) {
+          for await (const e of tailRun({
+            queue,
+            notifier,
+            threadId,
+            runId: current.run_id,
+            afterSeq: after,
+            signal: controller.signal,
+            pollMs: runs.pollMs,
+          })) {
+            await writeSse(
+              res,
+              `event: ${e.event}\ndata: ${e.data}\nid: ${current.run_id}:${e.seq}\n\n`,
+            );
+          }
+          const latest = await queue.get(threadId, current.run_id);
+          startedAt = latest?.started_at ?? startedAt;
+          after = -1;
+        }
+        const wake = notifier.next(`thread:${threadId}`, runs.pollMs, controller.signal);
+        const next = (await queue.startedAfter(threadId, startedAt))[0];
+        if (next) {
+          wake.cancel();
+          current = next;
+          continue;
+        }
+        current = undefined;
+        await wake.promise;
+      }
+    } finally {
+      if (!res.writableEnded) res.end();
+      untrack();
+    }
+  }
+
   return router;
+}
+
+/** The seq of a run stream's `Last-Event-ID` header, if any. */
+function lastEventSeq(req: Request): number | undefined {
+  const raw = req.header("last-event-id");
+  if (raw === undefined || raw === "") return undefined;
+  const n = Number(raw.includes(":") ? raw.split(":")[1] : raw);
+  return Number.isInteger(n) ? n : undefined;
 }
