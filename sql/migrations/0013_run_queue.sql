@@ -54,16 +54,16 @@ CREATE TABLE IF NOT EXISTS :SCHEMA.threadline_run_events (
 );
 
 -- A run deleted by any path (DELETE of the run, of its thread, the TTL sweep, a rollback) takes
--- its events along, one statement per deleting statement.
+-- its events along. Row-level and by the run's own key, as 0012's triggers, so that on Citus it
+-- runs on the co-located shard of the deleted row.
 CREATE OR REPLACE FUNCTION :SCHEMA.threadline_forget_run_events() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  DELETE FROM :SCHEMA.threadline_run_events e USING gone_runs g
-  WHERE e.thread_id = g.thread_id AND e.run_id = g.run_id;
+  DELETE FROM :SCHEMA.threadline_run_events e
+  WHERE e.thread_id = OLD.thread_id AND e.run_id = OLD.run_id;
   RETURN NULL;
 END $$;
 
 CREATE OR REPLACE TRIGGER agent_runs_forget_events
   AFTER DELETE ON :SCHEMA.agent_runs
-  REFERENCING OLD TABLE AS gone_runs
-  FOR EACH STATEMENT EXECUTE FUNCTION :SCHEMA.threadline_forget_run_events();
+  FOR EACH ROW EXECUTE FUNCTION :SCHEMA.threadline_forget_run_events();

@@ -74,6 +74,12 @@ export interface RunNotice {
   run_id?: string;
 }
 
+/**
+ * Marks the statements that scan the queue across threads (claim, reaper, retention sweep,
+ * cancel by status): multi-shard by design on Citus (decision H24), unlike every other statement.
+ */
+export const QUEUE_SCAN = "/* threadline: queue scan */";
+
 /** The LISTEN/NOTIFY channel of every schema (the payload names the schema). */
 export const RUNS_CHANNEL = "threadline_runs";
 
@@ -317,7 +323,7 @@ export class RunQueue {
     // Without a thread this scans the queue's partial indexes, like the claim.
     const { rows } = await this.query<{ thread_id: string; run_id: string }>(
       "listing runs to cancel",
-      `SELECT thread_id, run_id FROM ${this.s}.agent_runs
+      `${QUEUE_SCAN} SELECT thread_id, run_id FROM ${this.s}.agent_runs
        WHERE status = ANY ($1::text[]) AND ($2::text IS NULL OR thread_id = $2)`,
       [statuses, threadId ?? null],
     );
@@ -342,7 +348,7 @@ export class RunQueue {
     }
     try {
       const { rows } = await this.pool.query<DbRow>(
-        `WITH candidate AS (
+        `${QUEUE_SCAN} WITH candidate AS (
            SELECT r.thread_id, r.run_id FROM ${this.s}.agent_runs r
            WHERE r.status = 'pending' ${only}
              AND NOT EXISTS (SELECT 1 FROM ${this.s}.agent_runs b
@@ -507,7 +513,7 @@ export class RunQueue {
   async reap(staleAfterMs: number): Promise<Array<{ thread_id: string; run_id: string }>> {
     const { rows } = await this.query<{ thread_id: string; run_id: string }>(
       "ending runs of dead workers",
-      `WITH dead AS (
+      `${QUEUE_SCAN} WITH dead AS (
          SELECT thread_id, run_id FROM ${this.s}.agent_runs
          WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::double precision)
          LIMIT 100
@@ -679,7 +685,7 @@ export class RunQueue {
   async purgeEvents(retentionMs: number, batch = 200): Promise<number> {
     const { rowCount } = await this.query(
       "deleting old run events",
-      `WITH old AS (
+      `${QUEUE_SCAN} WITH old AS (
          SELECT thread_id, run_id FROM ${this.s}.agent_runs
          WHERE events_kept AND ended_at < now() - make_interval(secs => $1::double precision)
          LIMIT $2
