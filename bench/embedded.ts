@@ -82,8 +82,9 @@ interface Serve {
 }
 
 /**
- * Starts `threadline serve` (the CLI through tsx, as `npm test` runs it) and samples the RSS of
- * its process tree every 50 ms until it logs that it listens.
+ * Starts `threadline serve` as `npm start` runs it (the built CLI, `node dist/src/cli.js`; no
+ * TypeScript loader) and samples the RSS of its process tree every 50 ms until it logs that it
+ * listens.
  */
 async function serve(
   env: Record<string, string>,
@@ -92,7 +93,7 @@ async function serve(
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--host", "127.0.0.1"],
+    ["dist/src/cli.js", "serve", "--port", String(port), "--host", "127.0.0.1"],
     {
       cwd: ROOT,
       env: {
@@ -137,6 +138,18 @@ async function serve(
   };
 }
 
+/** `npm run build`, as `npm start`'s prestart does. */
+async function build(): Promise<void> {
+  const child = spawn("npm", ["run", "build", "--silent"], {
+    cwd: ROOT,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`npm run build failed: ${stderr.slice(-1000)}`);
+}
+
 /** One streamed chat turn; resolves when the stream ended with `[DONE]`. */
 async function chatTurn(url: string, threadId: string, n: number): Promise<number> {
   const t0 = performance.now();
@@ -177,6 +190,9 @@ export async function benchEmbedded(opts: {
   log: (line: string) => void;
 }): Promise<EmbeddedBenchResult> {
   const count = opts.quick ? 5 : 20;
+  // What `npm start` runs: its prestart builds first.
+  await build();
+  opts.log("embedded: built (npm run build)");
   const dir = mkdtempSync(join(tmpdir(), "tl-bench-embedded-"));
   const env = { THREADLINE_DATABASE_EMBEDDED_DATA_DIR: join(dir, "data") };
   const measure = async (): Promise<{ start: EmbeddedStart; ms: number[] }> => {

@@ -227,7 +227,7 @@ if (only?.has("embedded") || (!only && !quick)) {
   process.stdout.write(
     [
       "",
-      "## Embedded database (PGlite, `threadline serve` without DATABASE_URL, run through tsx)",
+      "## Embedded database (PGlite: `npm start` without DATABASE_URL, the built CLI)",
       "",
       "| start | to listening | peak RSS during start (service + children) | RSS after chat turns (service + children) | service process alone |",
       "| --- | ---: | ---: | ---: | ---: |",

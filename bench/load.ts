@@ -181,8 +181,8 @@ export async function benchLoadSideBySide(options: {
   const concurrency = options.concurrency ?? 50;
   const databaseUrl =
     options.databaseUrl ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-  const rounds = options.quick ? 3 : 5;
-  const roundMs = options.quick ? 2_000 : 6_000;
+  const rounds = options.quick ? 2 : 5;
+  const roundMs = options.quick ? 1_500 : 6_000;
   const tag = randomUUID().slice(0, 8);
   const schemas = { threadline: `bench_load_tl_${tag}`, official: `bench_load_off_${tag}` };
   const config = configSchema.parse({

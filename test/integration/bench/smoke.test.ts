@@ -62,4 +62,4 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   // A count, not a timing: DeltaChannel's history read is one statement.
   expect(figures.instances.delta.historyStatements.threadline).toBe(1);
   expect(figures.targets.length).toBeGreaterThanOrEqual(14);
-}, 300_000);
+}, 600_000);
