@@ -293,3 +293,165 @@ describe("background runs on the Postgres queue, two instances", () => {
     expect(values?.messages).toHaveLength(4);
   });
 });
+
+/** The text of a `messages` (messages-tuple) event: its chunk's content. */
+function token(data: unknown): string {
+  const [chunk] = data as [{ content?: unknown }];
+  return typeof chunk.content === "string" ? chunk.content : "";
+}
+
+describe("run events: join and resume on any instance", () => {
+  it("a resumable stream read for a few events, dropped, resumes on the other instance: every token once, in order", async () => {
+    const thread = await ca.threads.create();
+    let runId = "";
+    let lastId = "";
+    const tokens: string[] = [];
+    const ids: number[] = [];
+    const controller = new AbortController();
+    for await (const part of ca.runs.stream(thread.thread_id, "agent", {
+      input: long(40),
+      streamMode: ["messages-tuple"],
+      streamResumable: true,
+      onDisconnect: "continue",
+      signal: controller.signal,
+      onRunCreated: (meta) => (runId = meta.run_id),
+    })) {
+      // The SDK passes each event's `id:` through (its types do not show it for runs.stream).
+      const id = (part as { id?: string }).id;
+      if (id !== undefined) {
+        lastId = id;
+        ids.push(Number(id));
+      }
+      if (part.event === "messages") tokens.push(token(part.data));
+      if (tokens.length === 5) break;
+    }
+    controller.abort();
+    expect(runId).not.toBe("");
+    // The run goes on without its client.
+    expect((await cb.runs.get(thread.thread_id, runId)).status).toBe("running");
+    for await (const part of cb.runs.joinStream(thread.thread_id, runId, { lastEventId: lastId })) {
+      if (part.id !== undefined) ids.push(Number(part.id));
+      if (part.event === "messages") tokens.push(token(part.data));
+    }
+    expect(ids).toEqual(ids.map((_, i) => i));
+    const state = await cb.threads.getState<Values>(thread.thread_id);
+    const reply = state.values.messages.at(-1)!.content as string;
+    expect(reply).toMatch(/^Hello there, you said: w0 .* w39$/);
+    expect(tokens.join("")).toBe(reply);
+    expect((await cb.runs.get(thread.thread_id, runId)).status).toBe("success");
+  });
+
+  it("GET /threads/{id}/stream follows the thread's next run, and resumes after Last-Event-ID", async () => {
+    const thread = await ca.threads.create();
+    const controller = new AbortController();
+    const seen: Array<{ id: string; event: string; text: string }> = [];
+    const reading = (async () => {
+      for await (const part of cb.threads.joinStream(thread.thread_id, {
+        signal: controller.signal,
+      })) {
+        seen.push({
+          id: part.id ?? "",
+          event: part.event,
+          text: part.event === "messages" ? token(part.data) : "",
+        });
+        if (part.event === "values" && (part.data as Values).messages.at(-1)?.type === "ai") break;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const run = await ca.runs.create(thread.thread_id, "agent", {
+      input: long(8),
+      streamMode: ["messages-tuple", "values"],
+    });
+    await reading;
+    controller.abort();
+    expect(seen[0]?.event).toBe("metadata");
+    expect(seen.every((e) => e.id.startsWith(`${run.run_id}:`))).toBe(true);
+    const text = seen.map((e) => e.text).join("");
+    expect(text).toBe("Hello there, you said: w0 w1 w2 w3 w4 w5 w6 w7");
+    // Resumed after the third event: the rest of the same run, from the first instance.
+    await ca.runs.join(thread.thread_id, run.run_id);
+    const rest: string[] = [];
+    const again = new AbortController();
+    for await (const part of ca.threads.joinStream(thread.thread_id, {
+      lastEventId: seen[2]!.id,
+      signal: again.signal,
+    })) {
+      rest.push(part.id ?? "");
+      if (part.event === "values" && (part.data as Values).messages.at(-1)?.type === "ai") break;
+    }
+    again.abort();
+    expect(rest[0]).toBe(seen[3]!.id);
+    expect(rest.slice(0, seen.length - 3)).toEqual(seen.slice(3).map((e) => e.id));
+  });
+});
+
+describe("load", () => {
+  it("200 concurrent background runs over 50 threads through both instances: each completes once, never two at a time on a thread, 0 errors", async () => {
+    const clients = [a, b].map(
+      (s) => new Client({ apiUrl: s.url, apiKey: null, callerOptions: { maxConcurrency: 25 } }),
+    );
+    const threads = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => clients[i % 2]!.threads.create()),
+    );
+    const started = Date.now();
+    const runs = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        clients[i % 2]!.runs.create(threads[i % 50]!.thread_id, "agent", {
+          input: { messages: [{ role: "user", content: `load ${i}` }] },
+          multitaskStrategy: "enqueue",
+        }),
+      ),
+    );
+    const ids = runs.map((r) => r.run_id);
+    expect(new Set(ids).size).toBe(200);
+    const rows = await until(
+      "every run to end",
+      async () =>
+        (
+          await pool.query<{
+            thread_id: string;
+            run_id: string;
+            status: string;
+            worker_id: string;
+            started_at: Date;
+            ended_at: Date;
+          }>(
+            `SELECT thread_id, run_id, status, worker_id, started_at, ended_at
+             FROM "${schema}".agent_runs WHERE run_id = ANY ($1::uuid[])`,
+            [ids],
+          )
+        ).rows,
+      (r) => r.length === 200 && r.every((x) => x.status !== "pending" && x.status !== "running"),
+      60_000,
+    );
+    const tookMs = Date.now() - started;
+    const byWorker = new Map<string, number>();
+    for (const r of rows) byWorker.set(r.worker_id, (byWorker.get(r.worker_id) ?? 0) + 1);
+    console.log(
+      `load: 200 runs over 50 threads in ${tookMs} ms; per worker ${JSON.stringify([...byWorker.values()])}`,
+    );
+    expect(rows.filter((r) => r.status !== "success")).toEqual([]);
+    // Each run executed once: one metadata event (its start) per run.
+    const { rows: starts } = await pool.query<{ run_id: string; n: string }>(
+      `SELECT run_id, count(*) AS n FROM "${schema}".threadline_run_events
+       WHERE thread_id = ANY ($1::text[]) AND event = 'metadata' GROUP BY run_id`,
+      [threads.map((t) => t.thread_id)],
+    );
+    expect(starts.filter((s) => ids.includes(s.run_id)).map((s) => Number(s.n))).toEqual(
+      Array.from({ length: 200 }, () => 1),
+    );
+    // Never two at a time on one thread: each run starts after the previous one ended.
+    let overlaps = 0;
+    for (const t of threads) {
+      const mine = rows
+        .filter((r) => r.thread_id === t.thread_id)
+        .sort((p, q) => p.started_at.getTime() - q.started_at.getTime());
+      expect(mine).toHaveLength(4);
+      for (let i = 1; i < mine.length; i++)
+        if (mine[i]!.started_at.getTime() < mine[i - 1]!.ended_at.getTime()) overlaps += 1;
+    }
+    expect(overlaps).toBe(0);
+    // Both instances worked.
+    expect(byWorker.size).toBe(2);
+  }, 120_000);
+});
