@@ -314,6 +314,37 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     return this.outage.mode === "primary";
   }
 
+  /**
+   * Where a call about one thread goes now:
+   *
+   * | state                                   | thread with nothing logged | thread with logged operations |
+   * | --------------------------------------- | -------------------------- | ----------------------------- |
+   * | mode `primary`                          | Postgres                   | Postgres                      |
+   * | mode `fallback`, Postgres unreachable   | memory (writes logged)     | memory (writes logged)        |
+   * | mode `fallback`, replaying              | Postgres                   | reads: memory; writes: `wait` |
+   *
+   * While the log replays, a thread it holds nothing of is already whole in Postgres, so its
+   * calls go there and the replay never chases its live writes: the log only shrinks. A write
+   * of a thread that still has logged operations waits until the replay sent them (the replay
+   * takes awaited threads first), then goes to Postgres, so every thread's writes reach Postgres
+   * in acknowledgement order. A waiting call re-routes when the round ends, whatever its outcome.
+   * `threadId` is read lazily: only the replaying state needs it, and an invalid id is memory's
+   * (or Postgres') INVALID_INPUT to report.
+   */
+  private route(threadId: () => string | undefined, write: boolean): "primary" | "memory" | "wait" {
+    if (this.outage.mode === "primary") return "primary";
+    if (!this.replaying) return "memory";
+    let id: string | undefined;
+    try {
+      id = threadId();
+    } catch {
+      return "memory";
+    }
+    if (id === undefined) return "memory";
+    if (!this.store.hasPending(id)) return "primary";
+    return write ? "wait" : "memory";
+  }
+
   private isOutage(err: unknown): boolean {
     return isConnectionError(err);
   }
@@ -435,7 +466,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   // ---------------------------------------------------------------- saver API
 
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    if (this.outage.mode === "primary") {
+    if (this.route(() => threadIdOf(config), false) === "primary") {
       try {
         const tuple = await this.callPrimary(() => this.primary.getTuple(config));
         const threadId = threadIdOf(config);
@@ -464,7 +495,8 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     // Validated here too, so that memory answers bad input as Postgres does.
     asLimit(options?.limit);
     filterJson(options?.filter);
-    if (this.outage.mode === "primary") {
+    const listedThread = () => threadIdOf(config);
+    if (this.route(listedThread, false) === "primary") {
       let tuples: CheckpointTuple[] | undefined;
       try {
         tuples = await this.callPrimary(async () => {
@@ -476,7 +508,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         this.onPrimaryError(err, "list");
       }
       // Re-read the mode: it may have changed while the list was in flight.
-      if (tuples && (this.isPrimary() || this.store.logSize === 0)) {
+      if (tuples && (this.route(listedThread, false) === "primary" || this.store.logSize === 0)) {
         yield* tuples;
         return;
       }
@@ -503,8 +535,14 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     newVersions: ChannelVersions,
   ): Promise<RunnableConfig> {
     let serialized: [PendingCheckpoint, Serialized] | undefined;
+    const where = this.writeRouter(config);
     for (;;) {
-      if (this.outage.mode === "primary") {
+      const route = where.now();
+      if (route === "wait") {
+        await this.store.whenReplayed(threadIdOf(config)!);
+        continue;
+      }
+      if (route === "primary") {
         try {
           const result = await this.callPrimary(() =>
             this.primary.put(config, checkpoint, metadata, newVersions),
@@ -513,6 +551,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
           return result;
         } catch (err) {
           this.onPrimaryError(err, "put");
+          where.failed();
         }
       }
       if (config.configurable === undefined) {
@@ -529,8 +568,8 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
         this.store.serializePending(threadId, ns, checkpoint),
         this.serde.dumpsTyped(metadata),
       ]);
-      // The replay may have finished while serializing: then the primary takes this write.
-      if (this.outage.mode !== "fallback") continue;
+      // The replay may have begun or finished while serializing: then this write is routed again.
+      if (where.now() !== "memory") continue;
       this.store.putSerialized({
         threadId,
         ns,
@@ -589,14 +628,21 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     taskPath?: string,
   ): Promise<void> {
     let serialized: Array<[string, Serialized]> | undefined;
+    const where = this.writeRouter(config);
     for (;;) {
-      if (this.outage.mode === "primary") {
+      const route = where.now();
+      if (route === "wait") {
+        await this.store.whenReplayed(threadIdOf(config)!);
+        continue;
+      }
+      if (route === "primary") {
         try {
           await this.callPrimary(() => this.primary.putWrites(config, writes, taskId, taskPath));
           if (this.enabled) await this.cacheWrites(config, writes, taskId, taskPath ?? "");
           return;
         } catch (err) {
           this.onPrimaryError(err, "putWrites");
+          where.failed();
         }
       }
       const threadId = requireId(config, "thread_id", "putWrites");
@@ -607,7 +653,7 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
       }
       if (!serialized) for (const [, value] of writes) assertStorable(value, "putWrites", "value");
       serialized ??= await this.store.serializeWrites(writes);
-      if (this.outage.mode !== "fallback") continue;
+      if (where.now() !== "memory") continue;
       this.store.putWritesSerialized({
         threadId,
         ns,
@@ -652,25 +698,52 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
   }
 
   override async deleteThread(threadId: string): Promise<void> {
-    if (this.outage.mode === "primary") {
+    const where = this.writeRouter({ configurable: { thread_id: threadId } });
+    for (;;) {
+      const route = where.now();
+      if (route === "wait") {
+        await this.store.whenReplayed(threadId);
+        continue;
+      }
+      if (route !== "primary") break;
+      const replayingBefore = this.replaying;
       try {
         await this.callPrimary(() => this.primary.deleteThread(threadId));
-        // Postgres forgot the thread; so does the cache (and, if an outage began meanwhile,
-        // the delete is logged so it also follows anything logged before it).
-        this.store.deleteThread(threadId, !this.isPrimary());
+        // Postgres forgot the thread; so does the cache. If an outage began meanwhile (or the
+        // thread has operations logged meanwhile), the delete is logged too, so it also follows
+        // anything logged before it.
+        const outageBegan = !this.isPrimary() && !(replayingBefore && this.replaying);
+        this.store.deleteThread(threadId, outageBegan || this.store.hasPending(threadId));
         return;
       } catch (err) {
         this.onPrimaryError(err, "deleteThread");
+        where.failed();
       }
     }
     this.store.deleteThread(asId(threadId, "thread_id", true), true);
+  }
+
+  /**
+   * The route of one write call (see {@link route}), re-read at every step of its loop. Once
+   * Postgres failed the call it is served from memory, unless the mode is `primary` again, so a
+   * replaying round that has not noticed the outage yet cannot send it back and forth.
+   */
+  private writeRouter(config: RunnableConfig) {
+    let failed = false;
+    return {
+      now: (): "primary" | "memory" | "wait" =>
+        failed && !this.isPrimary() ? "memory" : this.route(() => threadIdOf(config), true),
+      failed: () => {
+        failed = true;
+      },
+    };
   }
 
   override async getDeltaChannelHistory(options: {
     config: RunnableConfig;
     channels: string[];
   }): Promise<Record<string, DeltaChannelHistory>> {
-    if (this.outage.mode === "primary") {
+    if (this.route(() => threadIdOf(options.config), false) === "primary") {
       try {
         const result = await this.callPrimary(() => this.primary.getDeltaChannelHistory(options));
         const threadId = threadIdOf(options.config);
