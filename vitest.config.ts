@@ -1,8 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The Citus suite is opt-in: `npm run test:citus` with CITUS_URL (vitest.citus.config.ts).
+    exclude: [...configDefaults.exclude, "test/citus/**"],
     // The conformance suite and the fault tests need real servers and a few seconds each.
     testTimeout: 60_000,
     hookTimeout: 120_000,

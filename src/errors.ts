@@ -37,6 +37,8 @@ export const ERROR_CODES = [
   "REDIS_UNAVAILABLE",
   /** The service's address is taken by another process (EADDRINUSE). */
   "PORT_IN_USE",
+  /** `migrate --distribute` on a database without the Citus extension. */
+  "CITUS_NOT_INSTALLED",
   /** The caller is not authenticated. */
   "UNAUTHORIZED",
   /** Too many requests for this key. */

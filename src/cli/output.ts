@@ -72,7 +72,11 @@ export function describeFailure(err: unknown): Failure {
     return { code: err.code, message, exitCode: EXIT.usage };
   }
   if (isThreadlineError(err)) {
-    const usage = err.code === "CONFIG_INVALID" || err.code === "INVALID_INPUT";
+    // Deterministic: the command or the database it names must change, a retry cannot help.
+    const usage =
+      err.code === "CONFIG_INVALID" ||
+      err.code === "INVALID_INPUT" ||
+      err.code === "CITUS_NOT_INSTALLED";
     return {
       code: err.code,
       message: err.message,

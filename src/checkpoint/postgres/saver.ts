@@ -109,6 +109,8 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   private readonly codec: PayloadCodec;
   private readonly read: AssembleContext;
   private readonly writeQueue: WriteQueue | undefined;
+  /** Whether the schema is distributed (Citus), once known; see isDistributed. */
+  private distributedSchema: Promise<boolean> | undefined;
   private readonly lease: ClientLease;
   private ownsPool = false;
   private setupPromise: Promise<void> | undefined;
@@ -307,8 +309,9 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       limitParam = `$${values.length}`;
     }
     await this.settleWrites(threadId);
+    const distributed = threadId === undefined && (await this.isDistributed());
     const { rows } = await this.query<RawLoadRow>(
-      this.statements.list(where, limitParam),
+      this.statements.list(where, limitParam, distributed),
       values,
       "list",
     );
@@ -343,6 +346,25 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       (await assembleDeltaHistory(this.codec, channels, rows)) ??
       super.getDeltaChannelHistory(options)
     );
+  }
+
+  /**
+   * Whether the schema is distributed with Citus, asked once per saver (a list across threads
+   * takes another form there); a failed question is asked again next time.
+   */
+  private isDistributed(): Promise<boolean> {
+    this.distributedSchema ??= this.query<{ distributed: boolean }>(
+      this.statements.distributed,
+      [],
+      "list",
+    ).then(
+      ({ rows }) => rows[0]?.distributed === true,
+      (err: unknown) => {
+        this.distributedSchema = undefined;
+        throw err;
+      },
+    );
+    return this.distributedSchema;
   }
 
   /** The TASKS writes of a parent checkpoint (for checkpoints before format v4). */

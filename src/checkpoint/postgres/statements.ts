@@ -64,6 +64,8 @@ export class Statements {
   readonly deleteThread: Statement;
   /** The ancestors' writes and seed of delta channels, one round trip (see deltaHistoryQuery). */
   readonly deltaHistory: Statement;
+  /** Whether the schema is distributed with Citus (asked once, before a list across threads). */
+  readonly distributed: Statement;
 
   constructor(schema: string) {
     this.schema = schema;
@@ -76,11 +78,17 @@ export class Statements {
     const gate = `gate AS MATERIALIZED (
   SELECT ${s}.threadline_lock_for_put($1, $2, $7::text[], $12::text[], $14::text[]) AS ok
 )`;
-    const checkpointInsert = `INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
-SELECT $1, $2, $3, $4, $5::jsonb, $6::jsonb FROM gate WHERE gate.ok
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
-RETURNING (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]') FROM stored) AS stored`;
+    // The checkpoint insert is a CTE too and the statement a SELECT over it (one row when the
+    // gate let it through): Citus plans a RETURNING that reads another CTE apart from that CTE.
+    const checkpointInsert = `saved AS (
+  INSERT INTO ${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+  SELECT $1, $2, $3, $4, $5::jsonb, $6::jsonb FROM gate WHERE gate.ok
+  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+  DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+  RETURNING 1
+)
+SELECT (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]') FROM stored) AS stored
+FROM saved`;
     const blobsCte = `stored AS (
   INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob, delta_base, delta_root)
   SELECT $1, $2, u.channel, u.version, u.type, ${payloadValue("u")}, u.base, u.root
@@ -91,7 +99,7 @@ RETURNING (SELECT coalesce(json_agg(json_build_array(channel, xmin::text)), '[]'
   RETURNING channel, xmin
 )`;
     this.put = statement(`WITH ${gate},
-${blobsCte}
+${blobsCte},
 ${checkpointInsert}`);
     // The writes do not depend on the bases (they belong to the parent checkpoint): stored
     // either way, after the lock.
@@ -99,7 +107,7 @@ ${checkpointInsert}`);
 written AS (
   ${this.writesInsert(15, "put", "gate, ")}
 ),
-${blobsCte}
+${blobsCte},
 ${checkpointInsert}`);
     this.putWrites = statement(this.writesInsert(1, "thread"));
 
@@ -128,6 +136,7 @@ WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::te
     // with the rest instead of surviving on rows that are gone.
     this.deleteThread = statement(`SELECT ${s}.threadline_delete_thread($1)`);
     this.deltaHistory = statement(this.deltaHistoryQuery());
+    this.distributed = statement(`SELECT ${s}.threadline_distributed() AS distributed`);
   }
 
   /**
@@ -213,10 +222,11 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
   /**
    * A list query for one combination of filters. `where` holds placeholders numbered from $1;
    * the text only varies with which filters are present, so there are few distinct statements.
-   * A thread filter, when present, comes first (`thread_id = $1`).
+   * A thread filter, when present, comes first (`thread_id = $1`). `distributed`: the schema
+   * is distributed with Citus (see {@link Statements.loadQuery}).
    */
-  list(where: string[], limitParam: string | undefined): Statement {
-    const key = `${where.join("&")}|${limitParam ?? ""}`;
+  list(where: string[], limitParam: string | undefined, distributed = false): Statement {
+    const key = `${where.join("&")}|${limitParam ?? ""}|${distributed}`;
     let cached = this.listCache.get(key);
     if (!cached) {
       const whereSql = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
@@ -225,6 +235,8 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
           `SELECT ${CP_COLUMNS} FROM ${this.s}.checkpoints ${whereSql}
    ORDER BY checkpoint_id DESC${limitParam ? ` LIMIT ${limitParam}` : ""}`,
           where[0] === "thread_id = $1" ? "$1" : undefined,
+          undefined,
+          distributed,
         ),
       );
       this.listCache.set(key, cached);
@@ -249,9 +261,21 @@ ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
    * holds decoded: a wanted blob whose row still has that xmin (the same row version, not one
    * deleted and written again) comes back as a kind-3 row without payload or chain.
    */
-  private loadQuery(selection: string, thread: string | undefined, knownFrom?: number): string {
+  private loadQuery(
+    selection: string,
+    thread: string | undefined,
+    knownFrom?: number,
+    distributed = false,
+  ): string {
     const s = this.s;
     const threadOf = (alias: string) => thread ?? `${alias}.thread_id`;
+    // On a distributed schema a list across threads has no LIMIT/OFFSET in its lateral lookups:
+    // Citus cannot push a LIMIT down into a lateral subquery that reads a CTE (and a search has
+    // no single shard anyway). On plain PostgreSQL they stay: without them the planner, which
+    // guesses 100 rows per jsonb_each_text, hashes a sequential scan of every blob.
+    const keepLimits = thread !== undefined || !distributed;
+    const one = keepLimits ? "LIMIT 1" : "";
+    const unflattened = keepLimits ? "OFFSET 0" : "";
     const known =
       knownFrom === undefined
         ? ""
@@ -281,7 +305,7 @@ heads AS (
     FROM ${s}.checkpoint_blobs x
     WHERE x.thread_id = ${threadOf("w")} AND x.checkpoint_ns = w.checkpoint_ns
       AND x.channel = w.channel AND x.version = w.version
-    LIMIT 1 -- the key is the primary key; LIMIT also keeps the subquery from being flattened
+    ${one} -- the key is the primary key; LIMIT also keeps the subquery from being flattened
   ) b
 ),
 chains AS (
@@ -308,7 +332,7 @@ FROM chains g CROSS JOIN LATERAL (
   FROM ${s}.checkpoint_blobs x
   WHERE x.thread_id = ${threadOf("g")} AND x.checkpoint_ns = g.checkpoint_ns
     AND x.channel = g.channel AND x.delta_root = g.delta_root
-  OFFSET 0 -- not flattened: a parameterized scan of the delta_root index
+  ${unflattened} -- not flattened: a parameterized scan of the delta_root index
 ) b
 UNION ALL
 -- The full value each chain starts from.
@@ -318,7 +342,7 @@ FROM chains g CROSS JOIN LATERAL (
   FROM ${s}.checkpoint_blobs x
   WHERE x.thread_id = ${threadOf("g")} AND x.checkpoint_ns = g.checkpoint_ns
     AND x.channel = g.channel AND x.version = g.delta_root
-  LIMIT 1
+  ${one}
 ) b
 UNION ALL
 SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, w.task_path, NULL,
@@ -327,7 +351,7 @@ FROM cp CROSS JOIN LATERAL (
   SELECT x.thread_id, x.checkpoint_ns, x.checkpoint_id, x.task_id, x.channel, x.type, x.task_path, x.idx, x.blob
   FROM ${s}.checkpoint_writes x
   WHERE x.thread_id = ${threadOf("cp")} AND x.checkpoint_ns = cp.checkpoint_ns AND x.checkpoint_id = cp.checkpoint_id
-  OFFSET 0
+  ${unflattened}
 ) w`;
   }
 }

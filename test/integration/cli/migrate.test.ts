@@ -56,6 +56,29 @@ describe("threadline migrate", () => {
     },
   );
 
+  it("--distribute on PostgreSQL without Citus: CITUS_NOT_INSTALLED on one line, exit 2, schema migrated", async () => {
+    const res = cli("migrate", "--distribute", "--json", "--schema", schema);
+    expect(res.code).toBe(2);
+    expect(JSON.parse(res.stdout)).toEqual({
+      error: { code: "CITUS_NOT_INSTALLED", message: expect.stringMatching(/no citus extension/) },
+    });
+    expect(res.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(/^threadline: .*no citus extension: --distribute needs a Citus/),
+    ]);
+    // The migrations ran before the distribution was refused; the SQL function refuses too.
+    const { rows } = await pool.query<{ n: string | null }>("SELECT to_regprocedure($1) AS n", [
+      `"${schema}".threadline_distribute(integer)`,
+    ]);
+    expect(rows[0]!.n).not.toBeNull();
+    await expect(
+      pool.query(`SELECT * FROM "${schema}".threadline_distribute()`),
+    ).rejects.toMatchObject({
+      code: "0A000",
+      message: expect.stringMatching(/citus extension is not installed/),
+    });
+    expect(cli("migrate", "--shard-count", "4", "--schema", schema).code).toBe(2);
+  });
+
   it("exits 2 on an unknown flag", () => {
     expect(cli("migrate", "--no-such-flag").code).toBe(2);
   });
