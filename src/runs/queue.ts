@@ -188,7 +188,8 @@ export class RunQueue {
    * transaction that holds the thread's row lock (so two creates on one thread are ordered, and
    * `reject` is exact): reject -> CONFLICT when a run is pending or running; enqueue -> after
    * them; interrupt / rollback -> pending runs are interrupted (rollback: deleted) and the
-   * running one is asked to stop with that action. Returns the new run and the runs asked to stop.
+   * running one is asked to stop with that action. Returns the new run (`running` when
+   * `claimBy` took it) and the runs asked to stop.
    */
   async create(input: {
     threadId: string;
@@ -197,6 +198,8 @@ export class RunQueue {
     metadata: Record<string, Json>;
     kwargs: Record<string, Json>;
     strategy: MultitaskStrategy;
+    /** Claim the run for this worker at once when the thread has nothing in flight. */
+    claimBy?: { workerId: string; staleAfterMs: number } | undefined;
   }): Promise<{ run: RunRow; cancelled: string[] }> {
     let client: pg.PoolClient;
     try {
@@ -233,12 +236,18 @@ export class RunQueue {
           cancelled.push(...ids);
         }
       }
+      // Nothing in flight and a worker of this process asks: the run starts claimed, so no
+      // other instance can take it between the commit and the claim.
+      const claim = inflight.length === 0 ? input.claimBy : undefined;
       const { rows } = await this.query<DbRow>(
         "enqueuing a run",
         `INSERT INTO ${this.s}.agent_runs
            (thread_id, run_id, assistant_id, status, metadata, kwargs, multitask_strategy,
-            created_at, updated_at)
-         VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6, clock_timestamp(), clock_timestamp())
+            created_at, updated_at, worker_id, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, CASE WHEN $7::text IS NULL THEN 'pending' ELSE 'running' END,
+                 $4::jsonb, $5::jsonb, $6, clock_timestamp(), clock_timestamp(), $7::text,
+                 CASE WHEN $7::text IS NULL THEN NULL ELSE clock_timestamp() END,
+                 CASE WHEN $7::text IS NULL THEN NULL ELSE now() END)
          RETURNING ${COLUMNS}`,
         [
           input.threadId,
@@ -247,15 +256,26 @@ export class RunQueue {
           JSON.stringify(input.metadata),
           JSON.stringify(input.kwargs),
           input.strategy,
+          claim?.workerId ?? null,
         ],
         client,
       );
-      await this.query(
-        "enqueuing a run",
-        `SELECT pg_notify($1, $2)`,
-        [RUNS_CHANNEL, this.notice("q", input.threadId, input.runId)],
-        client,
-      );
+      if (claim)
+        await this.query(
+          "enqueuing a run",
+          `UPDATE ${this.s}.agent_threads SET status = 'busy', busy_run_id = $2,
+             lease_until = now() + make_interval(secs => $3::double precision), updated_at = now()
+           WHERE thread_id = $1`,
+          [input.threadId, input.runId, secs(claim.staleAfterMs)],
+          client,
+        );
+      else
+        await this.query(
+          "enqueuing a run",
+          `SELECT pg_notify($1, $2)`,
+          [RUNS_CHANNEL, this.notice("q", input.threadId, input.runId)],
+          client,
+        );
       await client.query("COMMIT");
       return { run: toRow(rows[0]!), cancelled };
     } catch (err) {

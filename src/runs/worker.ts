@@ -304,19 +304,18 @@ export class RunWorker {
   }
 
   /**
-   * Claims one given run now (a streamed or waited run created here), so it starts without
-   * waiting for the poll and its events need no other instance. False when it is not claimable
-   * yet (its thread is busy) or this instance is full: the queue runs it later, anywhere.
+   * The claim to ask {@link RunQueue.create} for, for a run this process wants to execute at
+   * once (a streamed or waited run it received); undefined when this instance is full or draining.
    */
-  async claimNow(threadId: string, runId: string): Promise<boolean> {
-    if (!this.canClaim()) return false;
-    const run = await this.deps.queue.claim(this.workerId, this.deps.settings.staleAfter, {
-      threadId,
-      runId,
-    });
-    if (!run) return false;
+  claimFor(): { workerId: string; staleAfterMs: number } | undefined {
+    return this.canClaim()
+      ? { workerId: this.workerId, staleAfterMs: this.deps.settings.staleAfter }
+      : undefined;
+  }
+
+  /** Executes a run {@link RunQueue.create} claimed for this worker. */
+  adopt(run: RunRow): void {
     this.begin(run);
-    return true;
   }
 
   private async maintain(): Promise<void> {

@@ -125,6 +125,7 @@ export function runRoutes(deps: AgentServerDeps): Router {
     res: Response,
     body: RunBody,
     threadParam: string | undefined,
+    executeHere = false,
   ): Promise<Created> {
     const graph = assistantOr404(deps, body.assistant_id);
     if (state.draining) throw new ThreadlineError("SHUTTING_DOWN", "the service is shutting down");
@@ -167,13 +168,19 @@ export function runRoutes(deps: AgentServerDeps): Router {
       metadata: (body.metadata ?? {}) as Record<string, Json>,
       kwargs: toJson(kwargs) as Record<string, Json>,
       strategy: body.multitask_strategy ?? "reject",
+      claimBy: executeHere ? worker.claimFor() : undefined,
     });
     return { run, body, stateless };
   }
 
-  /** Starts a run created here right away when its thread is free, else wakes the workers. */
-  async function start(run: RunRow): Promise<void> {
-    if (!(await worker.claimNow(run.thread_id, run.run_id))) worker.kick();
+  /**
+   * Starts a streamed or waited run: the one `create` claimed for this worker executes here;
+   * one that had to queue (its thread busy, this instance full) runs when a worker claims it,
+   * here or on another instance.
+   */
+  function start(run: RunRow): void {
+    if (run.status === "running") worker.adopt(run);
+    else worker.kick();
   }
 
   function location(c: Created): string {
@@ -275,16 +282,16 @@ export function runRoutes(deps: AgentServerDeps): Router {
   }
 
   async function stream(req: Request, res: Response, threadParam: string | undefined) {
-    const c = await create(res, parseBody(runBody, req.body), threadParam);
-    await start(c.run);
+    const c = await create(res, parseBody(runBody, req.body), threadParam, true);
+    start(c.run);
     const resumable = c.body.stream_resumable === true;
     openSse(res, location(c), resumable && !c.stateless ? `${location(c)}/stream` : undefined);
     await pipeRun(res, c.run.thread_id, c.run.run_id, -1, c.body.on_disconnect !== "continue");
   }
 
   async function wait(req: Request, res: Response, threadParam: string | undefined) {
-    const c = await create(res, parseBody(runBody, req.body), threadParam);
-    await start(c.run);
+    const c = await create(res, parseBody(runBody, req.body), threadParam, true);
+    start(c.run);
     const controller = new AbortController();
     const untrack = track(controller);
     let finished = false;
