@@ -176,14 +176,23 @@ export const configSchema = strict({
     heartbeatInterval: duration("2s").default(2_000),
     /**
      * A running run whose heartbeat is older than this belongs to a dead worker: any instance
-     * marks it `error` and frees its thread. Must exceed heartbeatInterval.
+     * marks it `error` and frees its thread. Must exceed twice heartbeatInterval.
      */
     staleAfter: duration("30s").default(30_000),
     /** Workers look for pending runs this often even without a notification. */
     pollInterval: duration("1s").default(1_000),
     /** Events of an ended run are kept this long for join and resume, then deleted. */
     eventRetention: duration("1h").default(3_600_000),
-  }).prefault({}),
+  })
+    .superRefine((runs, ctx) => {
+      if (runs.staleAfter <= runs.heartbeatInterval * 2)
+        ctx.addIssue({
+          code: "custom",
+          path: ["staleAfter"],
+          message: `must exceed twice runs.heartbeatInterval (${runs.heartbeatInterval} ms), or live runs are marked error; raise staleAfter or lower heartbeatInterval`,
+        });
+    })
+    .prefault({}),
   auth: strict({
     apiKeys: z.array(z.string().min(16, "API keys must be at least 16 characters")).default([]),
   }).prefault({}),

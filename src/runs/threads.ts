@@ -67,15 +67,13 @@ function toRecord(row: Row): ThreadRecord {
 
 const COLUMNS = `thread_id, created_at, updated_at, metadata, status, "values", interrupts, ttl_minutes`;
 
-/** How long a run holds its thread without renewing its lease (ms). */
-export const RUN_LEASE_MS = 60_000;
-
 /**
  * The Agent Server's threads in `<schema>.agent_threads` (migration 0007), and the run lease that
  * marks a thread busy. Every statement on one thread filters by `thread_id`.
  *
- * Thread status moves: idle|interrupted|error --claimRun--> busy --finishRun--> idle|interrupted|error.
- * A busy thread whose lease (`lease_until`) passed is claimable again: its run's process died.
+ * Thread status moves: idle|interrupted|error --a run claimed (RunQueue)--> busy --the run
+ * ends--> idle|interrupted|error. While busy, `busy_run_id` and a lease (`lease_until`, renewed
+ * by the run's heartbeat) keep the TTL sweep away; see src/runs/queue.ts for the run lifecycle.
  */
 export class ThreadStore {
   private readonly s: string;
@@ -271,82 +269,5 @@ export class ThreadStore {
       params,
     );
     return Number(rows[0]?.n ?? 0);
-  }
-
-  /**
-   * Marks the thread busy for `runId` if no live run holds it. False when another run does.
-   */
-  async claimRun(threadId: string, runId: string): Promise<boolean> {
-    const { rowCount } = await this.query(
-      "starting a run",
-      `UPDATE ${this.s}.agent_threads SET status = 'busy', busy_run_id = $2,
-         lease_until = now() + make_interval(secs => $3::double precision), updated_at = now()
-       WHERE thread_id = $1 AND (status <> 'busy' OR lease_until IS NULL OR lease_until < now())`,
-      [threadId, runId, RUN_LEASE_MS / 1000],
-    );
-    return rowCount === 1;
-  }
-
-  /** Extends the run's lease (called while the run goes on). */
-  async renewLease(threadId: string, runId: string): Promise<void> {
-    await this.query(
-      "renewing a run lease",
-      `UPDATE ${this.s}.agent_threads
-       SET lease_until = now() + make_interval(secs => $3::double precision)
-       WHERE thread_id = $1 AND busy_run_id = $2`,
-      [threadId, runId, RUN_LEASE_MS / 1000],
-    );
-  }
-
-  /** Releases the thread at the end of `runId` with its new status, values and interrupts. */
-  async finishRun(
-    threadId: string,
-    runId: string,
-    end: { status: Exclude<ThreadStatus, "busy">; values: Json; interrupts: Record<string, Json> },
-  ): Promise<void> {
-    await this.query(
-      "ending a run",
-      `UPDATE ${this.s}.agent_threads SET status = $3, "values" = $4::jsonb, interrupts = $5::jsonb,
-         busy_run_id = NULL, lease_until = NULL, updated_at = now(),
-         expires_at = CASE WHEN ttl_minutes IS NULL THEN NULL
-                           ELSE now() + make_interval(secs => ttl_minutes * 60) END
-       WHERE thread_id = $1 AND busy_run_id = $2`,
-      [threadId, runId, end.status, JSON.stringify(end.values), JSON.stringify(end.interrupts)],
-    );
-  }
-
-  /** Records a run (`agent_runs`). */
-  async insertRun(run: {
-    threadId: string;
-    runId: string;
-    assistantId: string;
-    metadata: Record<string, Json>;
-    kwargs: Record<string, Json>;
-    multitaskStrategy: string;
-  }): Promise<void> {
-    await this.query(
-      "recording a run",
-      `INSERT INTO ${this.s}.agent_runs
-         (thread_id, run_id, assistant_id, status, metadata, kwargs, multitask_strategy)
-       VALUES ($1, $2, $3, 'running', $4::jsonb, $5::jsonb, $6)`,
-      [
-        run.threadId,
-        run.runId,
-        run.assistantId,
-        JSON.stringify(run.metadata),
-        JSON.stringify(run.kwargs),
-        run.multitaskStrategy,
-      ],
-    );
-  }
-
-  /** Sets a run's final status. */
-  async setRunStatus(threadId: string, runId: string, status: RunStatus): Promise<void> {
-    await this.query(
-      "ending a run",
-      `UPDATE ${this.s}.agent_runs SET status = $3, updated_at = now()
-       WHERE thread_id = $1 AND run_id = $2`,
-      [threadId, runId, status],
-    );
   }
 }

@@ -305,10 +305,11 @@ export class RunWorker {
 
   /**
    * The claim to ask {@link RunQueue.create} for, for a run this process wants to execute at
-   * once (a streamed or waited run it received); undefined when this instance is full or draining.
+   * once (a streamed or waited run it received); undefined when this instance is full (unless
+   * `force`) or draining.
    */
-  claimFor(): { workerId: string; staleAfterMs: number } | undefined {
-    return this.canClaim()
+  claimFor(force = false): { workerId: string; staleAfterMs: number } | undefined {
+    return this.canClaim() || (force && !this.stopped && !this.deps.draining())
       ? { workerId: this.workerId, staleAfterMs: this.deps.settings.staleAfter }
       : undefined;
   }

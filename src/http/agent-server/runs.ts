@@ -168,7 +168,9 @@ export function runRoutes(deps: AgentServerDeps): Router {
       metadata: (body.metadata ?? {}) as Record<string, Json>,
       kwargs: toJson(kwargs) as Record<string, Json>,
       strategy: body.multitask_strategy ?? "reject",
-      claimBy: executeHere ? worker.claimFor() : undefined,
+      // A stateless run executes where it was received even beyond runs.concurrency: its
+      // temporary thread, and with it what `wait` answers, ends with the run.
+      claimBy: executeHere ? worker.claimFor(stateless) : undefined,
     });
     return { run, body, stateless };
   }

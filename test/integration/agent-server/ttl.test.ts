@@ -179,7 +179,7 @@ describe("a thread's own ttl and the TTL sweep", () => {
     const thread = await client.threads.create({ ttl: 1 });
     await turn(thread.thread_id);
     await age("10 minutes");
-    // A live run's lease, as claimRun leaves it while the graph runs.
+    // A live run's lease, as a run's claim (RunQueue.claim) leaves it while the graph runs.
     await pool.query(
       `UPDATE ${q}.agent_threads SET status = 'busy', busy_run_id = gen_random_uuid(),
          lease_until = now() + interval '1 minute' WHERE thread_id = $1`,

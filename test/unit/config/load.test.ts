@@ -117,6 +117,20 @@ describe("loadConfig", () => {
     expect(() => loadConfig(file("- a\n- b\n"), { env: {} })).toThrow(/mapping/);
   });
 
+  it("refuses a runs.staleAfter that a live run's heartbeats could miss, naming the fix", () => {
+    const found = problems(() =>
+      loadConfig(undefined, {
+        env: { THREADLINE_RUNS_HEARTBEAT_INTERVAL: "5s", THREADLINE_RUNS_STALE_AFTER: "8s" },
+      }),
+    );
+    expect(found.join("\n")).toMatch(/runs\.staleAfter.*twice runs\.heartbeatInterval.*raise/);
+    expect(
+      loadConfig(undefined, {
+        env: { THREADLINE_RUNS_HEARTBEAT_INTERVAL: "5s", THREADLINE_RUNS_STALE_AFTER: "11s" },
+      }).runs.staleAfter,
+    ).toBe(11_000);
+  });
+
   it("names env variables after the config path", () => {
     expect(envNameFor("database.pool.maxOverflow")).toBe("THREADLINE_DATABASE_POOL_MAX_OVERFLOW");
   });
