@@ -114,3 +114,29 @@ export async function serveGraphs(
     },
   };
 }
+
+/** A user message whose answer streams `words` tokens (40 ms each by default). */
+export function long(words: number): { messages: Array<{ role: string; content: string }> } {
+  return {
+    messages: [
+      { role: "user", content: Array.from({ length: words }, (_, i) => `w${i}`).join(" ") },
+    ],
+  };
+}
+
+/** Polls `read` every 50 ms until `ok`; fails naming `what` and the last value after `ms`. */
+export async function until<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

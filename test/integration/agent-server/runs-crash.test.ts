@@ -1,7 +1,7 @@
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
-import { AGENT_FILE, serveGraphs, type Served } from "./helpers.js";
+import { AGENT_FILE, long, serveGraphs, until, type Served } from "./helpers.js";
 
 /**
  * Runs when an instance dies or stops: two `threadline serve` processes on one schema with short
@@ -24,25 +24,6 @@ const ENV = {
 const STALE_MS = 3_000;
 const ARGS = ["--graph", `agent=${AGENT_FILE}:graph`];
 const served: Served[] = [];
-
-function long(words: number) {
-  return {
-    messages: [
-      { role: "user", content: Array.from({ length: words }, (_, i) => `w${i}`).join(" ") },
-    ],
-  };
-}
-
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function runRow(threadId: string) {
   const { rows } = await pool.query<{ run_id: string; status: string; worker_id: string | null }>(

@@ -1,7 +1,7 @@
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
-import { AGENT_FILE, serveGraphs, type Served } from "./helpers.js";
+import { AGENT_FILE, long, serveGraphs, until, type Served } from "./helpers.js";
 
 /**
  * Background runs on the queue in Postgres, through the real SDK Client against two
@@ -22,26 +22,6 @@ let a: Served;
 let b: Served;
 let ca: Client;
 let cb: Client;
-
-/** A user message whose answer streams `words` tokens (40 ms each by default). */
-function long(words: number): { messages: Array<{ role: string; content: string }> } {
-  return {
-    messages: [
-      { role: "user", content: Array.from({ length: words }, (_, i) => `w${i}`).join(" ") },
-    ],
-  };
-}
-
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The pid part of agent_runs.worker_id (`host:pid:random`). */
 async function workerPid(threadId: string, runId: string): Promise<number> {
