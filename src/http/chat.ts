@@ -107,9 +107,9 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
       throw new ThreadlineError("INVALID_INPUT", `invalid request: ${parsed.problems}`);
     const { request } = parsed;
     const { threadId } = request;
-    await authorize(res, threadId, true);
-
+    // The graph first: a request for a graph not served claims nothing.
     const graph = await chatGraph(request.graph, threadId);
+    await authorize(res, threadId, true);
 
     const release = await locks.acquire(threadId);
     try {

@@ -10,7 +10,7 @@ import {
 } from "@langchain/langgraph";
 import { ThreadlineError } from "../../errors.js";
 
-/** Name of the graph node that calls the model; stream consumers filter tokens by it. */
+/** Name of the graph node that calls the model (its tokens are the reply). */
 export const MODEL_NODE = "model";
 
 /** Options of {@link buildChatGraph}. */
