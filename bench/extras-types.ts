@@ -14,6 +14,7 @@ export interface BenchImportResultLike {
   insertOnly: { checkpointsPerSec: number };
   dryRun: { checkpointsPerSec: number };
   writeOnly: { insertPerSec: number; copyPerSec: number; ratio: number; batches: number };
+  stages: { readDecodePerSec: number; convertPerSec: number; rawReadPerSec: number };
 }
 export interface BenchLoadResultLike {
   concurrency: number;

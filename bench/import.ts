@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import type pg from "pg";
 import { migrate } from "../src/db/migrator.js";
 import { importRedis, type ImportRedisOptions, type ImportSummary } from "../src/importer/index.js";
+import { KNOWN_PREFIXES } from "../src/importer/formats/index.js";
 import type { ThreadRows } from "../src/importer/serialize.js";
 import { ImportWriter } from "../src/importer/writer.js";
 import {
@@ -39,6 +40,18 @@ export interface ImportBenchResult {
    * by 4 concurrent writers, once with INSERTs and once with COPY, interleaved batch by batch.
    */
   writeOnly: { insertPerSec: number; copyPerSec: number; ratio: number; batches: number };
+  /**
+   * Where the dry run's time goes, next to the floors of the same data, same run (checkpoints
+   * per second each): its scan + read + decode stage, its conversion stage, and reading the
+   * same keys with SCAN and pipelined MGET only (nothing decoded: the Redis floor). The COPY
+   * floor of the same rows is `writeOnly.copyPerSec`.
+   */
+  stages: {
+    readDecodePerSec: number;
+    convertPerSec: number;
+    rawReadPerSec: number;
+    rawReadKeysPerSec: number;
+  };
   summary: ImportSummary;
 }
 
@@ -102,6 +115,7 @@ export async function benchImport(opts: {
     });
 
     const dry = await run(opts.schema, { dryRun: true });
+    const rawRead = await rawReadMs(redis, `*${token}*`);
 
     // The INSERT-only run, capturing the batches it writes for the write-only comparison.
     const batches: ThreadRows[][] = [];
@@ -177,6 +191,15 @@ export async function benchImport(opts: {
         ratio: copyPerSec / Math.max(1, insertPerSec),
         batches: regrouped.length,
       },
+      stages: {
+        readDecodePerSec: perSec(dry.checkpointsImported, dry.readMs ?? dry.durationMs),
+        convertPerSec: perSec(
+          dry.checkpointsImported,
+          Math.max(1, dry.durationMs - (dry.readMs ?? 0)),
+        ),
+        rawReadPerSec: perSec(dry.checkpointsImported, rawRead.ms),
+        rawReadKeysPerSec: perSec(rawRead.keys, rawRead.ms),
+      },
       summary,
     };
   } finally {
@@ -190,4 +213,30 @@ export async function benchImport(opts: {
     } while (cursor !== "0");
     redis.disconnect();
   }
+}
+
+/**
+ * The Redis floor: SCAN the same keys and read them with MGET, 2 500 keys a command and 4
+ * commands in flight (the importer's batch and depth), as bytes, nothing decoded.
+ */
+async function rawReadMs(redis: Redis, match: string): Promise<{ ms: number; keys: number }> {
+  const t0 = performance.now();
+  const keys: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, batch] = await redis.scan(cursor, "MATCH", match, "COUNT", 1000);
+    cursor = next;
+    for (const k of batch) if (KNOWN_PREFIXES.some((p) => k.startsWith(p))) keys.push(k);
+  } while (cursor !== "0");
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < keys.length) {
+        const chunk = keys.slice(next, next + 2500);
+        next += 2500;
+        await redis.mgetBuffer(chunk);
+      }
+    }),
+  );
+  return { ms: performance.now() - t0, keys: keys.length };
 }

@@ -31,6 +31,7 @@ export interface ThreadSource {
 }
 
 const sep = "\u0000";
+const NOT_FOUND = Symbol("no value");
 
 /** A source version as map key text (blob docs carry it as text, checkpoints as number or text). */
 function versionKey(version: unknown): string {
@@ -183,22 +184,14 @@ export function planThread(source: ThreadSource, history: HistoryMode): ThreadPl
     if (!normalized.has(raw)) normalized.set(raw, normalizeValue(raw, source.flags));
     return normalized.get(raw);
   };
-  const lookup = (
-    cp: SourceCheckpoint,
-    channel: string,
-    version: unknown,
-  ): { found: boolean; value?: unknown } => {
+  // Returns NOT_FOUND when no source holds the value (no closures: this runs per channel).
+  const lookup = (cp: SourceCheckpoint, channel: string, version: unknown): unknown => {
     const k = `${cp.ns}${sep}${channel}${sep}${versionKey(version)}`;
-    const own = () =>
-      cp.inlineValues.has(channel)
-        ? { found: true, value: norm(cp.inlineValues.get(channel)) }
-        : undefined;
     const blob = source.blobs.get(k);
-    const fromBlob = () => (blob ? { found: true, value: blob.load(source.flags) } : undefined);
-    const ancestor = () =>
-      inline.has(k) ? { found: true, value: norm(inline.get(k)) } : { found: false };
-    if (cp.blobsWin) return fromBlob() ?? own() ?? ancestor();
-    return own() ?? fromBlob() ?? ancestor();
+    if (cp.blobsWin && blob) return blob.load(source.flags);
+    if (cp.inlineValues.has(channel)) return norm(cp.inlineValues.get(channel));
+    if (blob) return blob.load(source.flags);
+    return inline.has(k) ? norm(inline.get(k)) : NOT_FOUND;
   };
 
   const checkpoints: PlannedCheckpoint[] = [];
@@ -212,12 +205,12 @@ export function planThread(source: ThreadSource, history: HistoryMode): ThreadPl
       const version = versions[channel]!;
       const bk = `${cp.ns}${sep}${channel}${sep}${version}`;
       if (blobs.has(bk)) continue;
-      const hit = lookup(cp, channel, raw);
-      if (!hit.found) {
+      const value = lookup(cp, channel, raw);
+      if (value === NOT_FOUND) {
         channelsWithoutValue++;
         continue;
       }
-      blobs.set(bk, { ns: cp.ns, channel, version, value: hit.value });
+      blobs.set(bk, { ns: cp.ns, channel, version, value });
     }
     checkpoints.push({
       ns: cp.ns,

@@ -100,6 +100,11 @@ export interface ImportSummary {
   formats: Partial<Record<SourceFormat, number>>;
   /** Keys with a saver's prefix whose format `--format` excluded. */
   excludedKeys: number;
+  /**
+   * Milliseconds from the start until the source was scanned, read and decoded; conversion and
+   * writing take the rest of `durationMs`. Shows which stage bounds a run.
+   */
+  readMs?: number;
   /** Saver index keys (write zsets, latest pointers), skipped. */
   auxiliaryKeys: number;
   /** Keys no reader recognises. */
@@ -138,12 +143,13 @@ function describeError(err: unknown): string {
 /**
  * Imports LangGraph checkpoints from Redis into the Postgres checkpoint tables.
  *
- * Phases: SCAN the keyspace; read every key with a saver prefix (pipelined TYPE, then JSON.GET /
- * GET / HGETALL) and decode it with the first format reader that recognises it, grouping records
- * by the thread id their documents name; convert each thread (history selection, full channel
- * values, versions, LangChain ids) and write threads in batched transactions with their journal
- * rows; optionally verify. Threads that cannot be converted are rejected and reported, and the
- * run goes on. Holds the decoded source in memory: narrow `match` for very large keyspaces.
+ * Phases: SCAN the keyspace; read every key with a saver prefix (MGET, then TYPE and JSON.GET /
+ * GET / HGETALL for what is not a STRING) and decode it with the first format reader that
+ * recognises it, grouping records by the thread id their documents name; convert each thread
+ * (history selection, full channel values, versions, LangChain ids) and write threads in batched
+ * transactions with their journal rows; optionally verify. Threads that cannot be converted are
+ * rejected and reported, and the run goes on. Holds the decoded source in memory: narrow `match`
+ * for very large keyspaces.
  */
 export async function importRedis(options: ImportRedisOptions): Promise<ImportSummary> {
   const started = performance.now();
@@ -260,6 +266,7 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
     }
     for (const r of recordInvalid.values())
       reject({ threadId: null, key: r.key, formats: [], reason: r.reason });
+    summary.readMs = Math.round(performance.now() - started);
 
     // Decide what each thread needs.
     const candidates: ThreadSource[] = [];

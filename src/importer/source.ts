@@ -3,8 +3,8 @@ import { AUXILIARY_PREFIXES, KNOWN_PREFIXES } from "./formats/index.js";
 import type { RawRecord } from "./types.js";
 
 /**
- * Read-only access to the source Redis. Only SCAN (never KEYS, which blocks the server), TYPE,
- * JSON.GET, GET and HGETALL are sent: nothing is written and no TTL is touched (plain reads do
+ * Read-only access to the source Redis. Only SCAN (never KEYS, which blocks the server), MGET,
+ * TYPE, JSON.GET, GET and HGETALL are sent: nothing is written and no TTL is touched (plain reads do
  * not refresh expiry; only the savers' own `refreshOnRead` did).
  */
 
@@ -45,55 +45,96 @@ export async function scanKeys(
 }
 
 /**
- * Reads `keys` in pipelined round trips of `batchSize`: one pipeline of TYPE, then one of the
- * read matching each type (`JSON.GET` for RedisJSON documents, `GET` for the STRING copies plain
- * Redis holds, `HGETALL` as bytes for hashes so binary msgpack survives). Keys that vanished
- * between SCAN and read (expired) or hold another type are dropped.
+ * Reads `keys` in round trips of `batchSize` keys. STRING values (the copies plain Redis holds
+ * of RedisJSON documents) come back in one `MGET` per batch: one command instead of a TYPE and a
+ * GET per key, so the client builds one reply array instead of thousands of command objects.
+ * Keys MGET answers with nil (RedisJSON documents, hashes, or keys that expired) then get one
+ * pipeline of TYPE and one of the read matching each type (`JSON.GET`, `HGETALL` as bytes so
+ * binary msgpack survives). Once a batch held no STRING at all, later batches skip the MGET (a
+ * RedisJSON or hash keyspace would only pay for nils). Keys that vanished between SCAN and read,
+ * or hold another type, are dropped. Records keep the order of `keys`.
  */
 export async function* readRecords(
   redis: Redis,
   keys: readonly string[],
   options: { batchSize: number; inFlight?: number; signal?: AbortSignal | undefined },
 ): AsyncGenerator<RawRecord[]> {
-  // A few pipelines in flight hide the round trips behind the decoding of earlier batches.
+  // A few batches in flight hide the round trips behind the decoding of earlier batches.
   const inFlight = Math.max(1, options.inFlight ?? 4);
+  const state: ReadState = { strings: true };
   const pending: Array<Promise<RawRecord[]>> = [];
   let i = 0;
   while (i < keys.length || pending.length > 0) {
     while (i < keys.length && pending.length < inFlight) {
       options.signal?.throwIfAborted();
-      pending.push(readBatch(redis, keys.slice(i, i + options.batchSize)));
+      pending.push(readBatch(redis, keys.slice(i, i + options.batchSize), state));
       i += options.batchSize;
     }
     yield await pending.shift()!;
   }
 }
 
-async function readBatch(redis: Redis, chunk: string[]): Promise<RawRecord[]> {
+/** Whether the keyspace seems to hold STRING documents (MGET first) or not (TYPE first). */
+interface ReadState {
+  strings: boolean;
+}
+
+async function readBatch(redis: Redis, chunk: string[], state: ReadState): Promise<RawRecord[]> {
+  const out: Array<RawRecord | undefined> = new Array<RawRecord | undefined>(chunk.length);
+  let rest: number[] = [];
+  if (state.strings) {
+    const values = await redis.mget(chunk);
+    let found = 0;
+    for (let j = 0; j < chunk.length; j++) {
+      const text = values[j];
+      if (typeof text === "string") {
+        out[j] = { key: chunk[j]!, kind: "json", text };
+        found++;
+      } else rest.push(j);
+    }
+    if (found === 0) state.strings = false;
+  } else {
+    rest = chunk.map((_, j) => j);
+  }
+  if (rest.length > 0) await readTyped(redis, chunk, rest, out);
+  const records: RawRecord[] = [];
+  for (const r of out) if (r !== undefined) records.push(r);
+  return records;
+}
+
+/** The keys at `indexes` of `chunk`, read by type (TYPE pipeline, then one read each). */
+async function readTyped(
+  redis: Redis,
+  chunk: string[],
+  indexes: number[],
+  out: Array<RawRecord | undefined>,
+): Promise<void> {
   const typePipe = redis.pipeline();
-  for (const key of chunk) typePipe.type(key);
+  for (const j of indexes) typePipe.type(chunk[j]!);
   const types = (await typePipe.exec()) ?? [];
   const readPipe = redis.pipeline();
-  const planned: Array<{ key: string; kind: "json" | "hash" }> = [];
-  chunk.forEach((key, j) => {
-    const type = types[j]?.[1];
+  const planned: Array<{ j: number; kind: "json" | "hash" }> = [];
+  indexes.forEach((j, n) => {
+    const key = chunk[j]!;
+    const type = types[n]?.[1];
     if (type === "ReJSON-RL") {
       readPipe.call("JSON.GET", key);
-      planned.push({ key, kind: "json" });
+      planned.push({ j, kind: "json" });
     } else if (type === "string") {
+      // Set between the MGET and now (or MGET was skipped).
       readPipe.get(key);
-      planned.push({ key, kind: "json" });
+      planned.push({ j, kind: "json" });
     } else if (type === "hash") {
       readPipe.hgetallBuffer(key);
-      planned.push({ key, kind: "hash" });
+      planned.push({ j, kind: "hash" });
     }
   });
-  if (planned.length === 0) return [];
+  if (planned.length === 0) return;
   const values = (await readPipe.exec()) ?? [];
-  const records: RawRecord[] = [];
-  planned.forEach((p, j) => {
-    const [err, value] = values[j] ?? [null, null];
+  planned.forEach((p, n) => {
+    const [err, value] = values[n] ?? [null, null];
     if (err || value === null || value === undefined) return;
+    const key = chunk[p.j]!;
     if (p.kind === "json") {
       const text =
         typeof value === "string"
@@ -101,11 +142,10 @@ async function readBatch(redis: Redis, chunk: string[]): Promise<RawRecord[]> {
           : Buffer.isBuffer(value)
             ? value.toString("utf8")
             : JSON.stringify(value);
-      records.push({ key: p.key, kind: "json", text });
+      out[p.j] = { key, kind: "json", text };
     } else {
       const fields = new Map(Object.entries(value as Record<string, Buffer>));
-      if (fields.size > 0) records.push({ key: p.key, kind: "hash", fields });
+      if (fields.size > 0) out[p.j] = { key, kind: "hash", fields };
     }
   });
-  return records;
 }

@@ -96,7 +96,9 @@ const PY_MESSAGE_PREFIX = ["langchain", "schema", "messages"];
  * become their JS forms. Throws IMPORT_RECORD_INVALID for values with no JS form.
  */
 export function normalizeValue(value: unknown, flags: ValueFlags): unknown {
-  if (Array.isArray(value)) return value.map((x) => normalizeValue(x, flags));
+  // Copy-on-write: a value that needs no conversion (every JS-saver value, most of a Python one)
+  // comes back as the same object, so the importer allocates only what it changes.
+  if (Array.isArray(value)) return normalizeArray(value, flags);
   if (value instanceof Uint8Array) {
     addFlag(flags, "bytes");
     return uint8Record(value);
@@ -116,8 +118,12 @@ export function normalizeValue(value: unknown, flags: ValueFlags): unknown {
         newId = ["langchain_core", "messages", id[3]];
         addFlag(flags, "python-lc-id");
       }
+      const kwargs = isPlainObject(value.kwargs)
+        ? normalizeObject(value.kwargs, flags)
+        : value.kwargs;
+      if (newId === id && kwargs === value.kwargs) return value;
       const out: Record<string, unknown> = { ...value, id: newId };
-      if (isPlainObject(value.kwargs)) out.kwargs = normalizeObject(value.kwargs, flags);
+      if (isPlainObject(value.kwargs)) out.kwargs = kwargs;
       return out;
     }
   }
@@ -147,10 +153,33 @@ export function normalizeValue(value: unknown, flags: ValueFlags): unknown {
   return normalizeObject(value, flags);
 }
 
+/** Normalises every element; the same array when none changed. */
+function normalizeArray(arr: unknown[], flags: ValueFlags): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < arr.length; i++) {
+    const v = arr[i];
+    const n = normalizeValue(v, flags);
+    if (n !== v && out === undefined) out = arr.slice(0, i);
+    if (out !== undefined) out.push(n);
+  }
+  return out ?? arr;
+}
+
+/** Normalises every property; the same object when none changed. */
 function normalizeObject(obj: Record<string, unknown>, flags: ValueFlags): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(obj)) out[k] = normalizeValue(v, flags);
-  return out;
+  let out: Record<string, unknown> | undefined;
+  const keys = Object.keys(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = obj[k];
+    const n = normalizeValue(v, flags);
+    if (n !== v && out === undefined) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]!] = obj[keys[j]!];
+    }
+    if (out !== undefined) out[k] = n;
+  }
+  return out ?? obj;
 }
 
 /**
@@ -195,12 +224,33 @@ export function convertVersionsSeen(seen: unknown): Record<string, Record<string
 
 /** Strips NUL characters from every string (Postgres JSONB rejects `\u0000`, SQLSTATE 22P05). */
 export function stripNul(value: unknown): unknown {
+  // Copy-on-write, as normalizeValue: NULs are rare, so this is nearly always a read-only walk.
   if (typeof value === "string") return value.includes("\0") ? value.replace(/\0/g, "") : value;
-  if (Array.isArray(value)) return value.map(stripNul);
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      const n = stripNul(v);
+      if (n !== v && out === undefined) out = value.slice(0, i);
+      if (out !== undefined) out.push(n);
+    }
+    return out ?? value;
+  }
   if (isPlainObject(value)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[stripNul(k) as string] = stripNul(v);
-    return out;
+    let out: Record<string, unknown> | undefined;
+    const keys = Object.keys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const v = value[k];
+      const sk = k.includes("\0") ? k.replace(/\0/g, "") : k;
+      const n = stripNul(v);
+      if ((n !== v || sk !== k) && out === undefined) {
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]!] = value[keys[j]!];
+      }
+      if (out !== undefined) out[sk] = n;
+    }
+    return out ?? value;
   }
   return value;
 }

@@ -133,6 +133,10 @@ export function buildCheckpoint(args: {
   };
 }
 
+/** What JSON text can start with (after whitespace): anything else makes JSON.parse throw. */
+const JSON_START = /^\s*[[{"\-0-9tfn]/;
+const NOT_JSON = Symbol("not JSON");
+
 /**
  * A value written by the Python serializer, given its `type` tag and payload as stored by
  * langgraph-checkpoint-redis: JSON text (<= 0.1.x), base64 of the serializer's bytes (>= 0.2),
@@ -158,12 +162,17 @@ export function decodePythonTyped(type: unknown, payload: unknown, flags: ValueF
     case "json":
     case undefined: {
       if (typeof payload !== "string") return normalizeValue(payload, flags);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(payload) as unknown;
-      } catch {
-        parsed = parseJson(decodeUtf8(decodeBase64Strict(payload)), "value");
+      let parsed: unknown = NOT_JSON;
+      // Only text that can start a JSON value is tried as JSON: base64 of an object or list
+      // (`eyJ`, `W3`) cannot, and a JSON.parse that throws costs far more than the check.
+      if (JSON_START.test(payload)) {
+        try {
+          parsed = JSON.parse(payload) as unknown;
+        } catch {
+          // Base64 that happens to start like JSON (a digit, `t`, `f`, `n`).
+        }
       }
+      if (parsed === NOT_JSON) parsed = parseJson(decodeUtf8(decodeBase64Strict(payload)), "value");
       return normalizeValue(parsed, flags);
     }
     default:

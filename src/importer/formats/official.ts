@@ -8,6 +8,7 @@ import {
 import { normalizeValue, toIntVersion, unsupported, type ValueFlags } from "../values.js";
 import {
   buildCheckpoint,
+  parseDoc,
   decodePythonTyped,
   docNs,
   isObject,
@@ -89,6 +90,46 @@ function decodeCheckpointDoc(
   });
 }
 
+/**
+ * The document of a blob or write, again, when its value is needed. A JSON record keeps only its
+ * text until then: with the whole selection in memory (decision I4), parsed trees held for the
+ * run made the garbage collector the largest cost of an import; parsing twice is cheaper. The
+ * loaders are built by separate functions so their closures capture nothing but this getter
+ * (a closure created inside the decode functions would keep their parsed `doc` alive).
+ */
+type DocSource = () => Record<string, unknown>;
+
+function docSource(record: RawRecord, doc: Record<string, unknown>): DocSource {
+  return record.kind === "json" ? reparse(record.text) : () => doc;
+}
+
+function reparse(text: string): DocSource {
+  return () => {
+    const doc = parseDoc({ key: "", kind: "json", text });
+    if (doc === undefined) throw unsupported("document is not valid JSON");
+    return doc;
+  };
+}
+
+function blobLoader(source: DocSource): (flags: ValueFlags) => unknown {
+  return (f) => {
+    const doc = source();
+    if ("blob" in doc) return decodePythonTyped(doc.type, doc.blob, f);
+    if (doc.type === "empty" || !("value" in doc)) return EMPTY;
+    return normalizeValue(doc.value, f);
+  };
+}
+
+function writeLoader(source: DocSource): (flags: ValueFlags) => unknown {
+  return (f) => {
+    const doc = source();
+    // JS >= 1.0.9 may omit `value` (RedisJSON drops undefined): it was undefined.
+    const value =
+      "blob" in doc ? decodePythonTyped(doc.type, doc.blob, f) : normalizeValue(doc.value, f);
+    return value === EMPTY ? null : value;
+  };
+}
+
 function decodeBlobDoc(
   format: SourceFormat,
   record: RawRecord,
@@ -101,11 +142,7 @@ function decodeBlobDoc(
     const rawVersion = doc.version;
     if (toIntVersion(rawVersion) === undefined)
       throw unsupported(`blob version ${JSON.stringify(rawVersion)} is not a version`);
-    const load = (f: ValueFlags): unknown => {
-      if ("blob" in doc) return decodePythonTyped(doc.type, doc.blob, f);
-      if (doc.type === "empty" || !("value" in doc)) return EMPTY;
-      return normalizeValue(doc.value, f);
-    };
+    const load = blobLoader(docSource(record, doc));
     return {
       kind: "blob",
       format,
@@ -132,12 +169,7 @@ function decodeWriteDoc(
     const flags: ValueFlags = new Map();
     const idx = typeof doc.idx === "number" ? doc.idx : Number(doc.idx);
     if (!Number.isInteger(idx)) throw unsupported("write has no integer idx");
-    // JS >= 1.0.9 may omit `value` (RedisJSON drops undefined): it was undefined.
-    const load = (f: ValueFlags): unknown => {
-      const value =
-        "blob" in doc ? decodePythonTyped(doc.type, doc.blob, f) : normalizeValue(doc.value, f);
-      return value === EMPTY ? null : value;
-    };
+    const load = writeLoader(docSource(record, doc));
     return {
       kind: "write",
       format,

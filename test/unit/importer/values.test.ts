@@ -1,6 +1,7 @@
 import { encode, ExtData } from "@msgpack/msgpack";
 import { JsonPlusSerializer } from "@langchain/langgraph-checkpoint";
 import { AIMessage } from "@langchain/core/messages";
+import { decodePythonTyped } from "../../../src/importer/formats/common.js";
 import { decodePythonMsgpack } from "../../../src/importer/msgpack.js";
 import {
   decodeBase64Strict,
@@ -9,6 +10,7 @@ import {
   normalizeNs,
   normalizeValue,
   parseMetadata,
+  stripNul,
   toIntVersion,
   type ValueFlags,
 } from "../../../src/importer/values.js";
@@ -158,5 +160,57 @@ describe("importer value decoding", () => {
     );
     expect(() => decodePythonMsgpack(encode([model]))).toThrow(/Pydantic model myapp.models.Order/);
     expect(() => decodePythonMsgpack(new Uint8Array([0xc1]))).toThrow(/cannot be decoded/);
+  });
+
+  it("returns values that need no conversion as they are, and copies only what changes", () => {
+    const js = [
+      {
+        lc: 1,
+        type: "constructor",
+        id: ["langchain_core", "messages", "HumanMessage"],
+        kwargs: { content: "hi", additional_kwargs: {} },
+      },
+      { plain: [1, "two", null] },
+    ];
+    const f = flags();
+    expect(normalizeValue(js, f)).toBe(js);
+    expect(f.size).toBe(0);
+    const pyMsg = {
+      lc: 1,
+      type: "constructor",
+      id: ["langchain", "schema", "messages", "AIMessage"],
+      kwargs: { content: "a" },
+    };
+    const mixed = { keep: js, msgs: [js[1], pyMsg] };
+    const snapshot = structuredClone(mixed);
+    const out = normalizeValue(mixed, flags()) as typeof mixed;
+    expect(mixed).toEqual(snapshot); // the source value is never modified
+    expect(out).not.toBe(mixed);
+    expect(out.keep).toBe(js); // unchanged subtrees are shared
+    expect(out.msgs[0]).toBe(js[1]);
+    expect(out.msgs[1]).toEqual({ ...pyMsg, id: ["langchain_core", "messages", "AIMessage"] });
+    expect(Object.keys(out)).toEqual(["keep", "msgs"]);
+  });
+
+  it("strips NULs copy-on-write, keys included", () => {
+    const clean = { a: ["x", { b: "y" }] };
+    expect(stripNul(clean)).toBe(clean);
+    const dirty = { a: ["x", { b: "y\u0000z" }], "k\u0000": 1, c: 2 };
+    expect(stripNul(dirty)).toEqual({ a: ["x", { b: "yz" }], k: 1, c: 2 });
+    expect(dirty.a[1]).toEqual({ b: "y\u0000z" });
+  });
+
+  it("decodes Python payloads as JSON text or base64, whichever they are", () => {
+    const b64 = (text: string) => Buffer.from(text).toString("base64");
+    expect(decodePythonTyped("json", '{"a":1}', flags())).toEqual({ a: 1 });
+    expect(decodePythonTyped("json", " [1]", flags())).toEqual([1]);
+    expect(decodePythonTyped("json", b64('{"a":1}'), flags())).toEqual({ a: 1 });
+    expect(decodePythonTyped("json", "12", flags())).toBe(12);
+    // Text that starts like JSON but is base64 (of bytes that are not UTF-8) is still tried as
+    // base64 and rejected for what it is.
+    expect(() => decodePythonTyped("json", "12a4", flags())).toThrow(/not valid UTF-8/);
+    expect(() => decodePythonTyped("json", "not base64!", flags())).toThrow(
+      /neither JSON nor base64/,
+    );
   });
 });

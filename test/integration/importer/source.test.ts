@@ -1,0 +1,61 @@
+import type { Redis } from "ioredis";
+import { readRecords } from "../../../src/importer/source.js";
+import type { RawRecord } from "../../../src/importer/types.js";
+import { connectRedis, deleteKeys, uniqueToken } from "./fixtures.js";
+
+// The read path: STRING documents in one MGET per batch, everything else (hashes here; RedisJSON
+// documents in production) by TYPE and the matching read, in the order of the keys given.
+const token = uniqueToken("tlsource");
+let redis: Redis;
+
+beforeAll(async () => {
+  redis = await connectRedis();
+});
+
+afterAll(async () => {
+  await deleteKeys(redis, token);
+  redis.disconnect();
+});
+
+async function readAll(keys: string[], batchSize: number): Promise<RawRecord[]> {
+  const out: RawRecord[] = [];
+  for await (const batch of readRecords(redis, keys, { batchSize, inFlight: 2 }))
+    out.push(...batch);
+  return out;
+}
+
+describe("importer source reads", () => {
+  it("reads strings and hashes of one batch in key order and drops missing or other keys", async () => {
+    const k = (s: string) => `checkpoint:${token}:${s}`;
+    await redis.set(k("a"), '{"n":1}');
+    await redis.hset(k("b"), { type: "json", checkpoint: Buffer.from([0xff, 0x01]) });
+    await redis.set(k("c"), '{"n":3}');
+    await redis.zadd(k("z"), 1, "member");
+    const keys = [k("a"), k("b"), k("missing"), k("c"), k("z")];
+    for (const batchSize of [1, 2, 100]) {
+      const records = await readAll(keys, batchSize);
+      expect(records.map((r) => r.key)).toEqual([k("a"), k("b"), k("c")]);
+      expect(records[0]).toEqual({ key: k("a"), kind: "json", text: '{"n":1}' });
+      const hash = records[1]!;
+      expect(hash.kind).toBe("hash");
+      if (hash.kind === "hash") {
+        expect(hash.fields.get("type")!.toString()).toBe("json");
+        // Binary field values survive as bytes.
+        expect([...hash.fields.get("checkpoint")!]).toEqual([0xff, 0x01]);
+      }
+    }
+  });
+
+  it("still reads strings after a batch that held none (MGET skipped, TYPE first)", async () => {
+    const k = (s: string) => `checkpoint:${token}:skip:${s}`;
+    await redis.hset(k("h1"), { type: "json" });
+    await redis.hset(k("h2"), { type: "json" });
+    await redis.set(k("s1"), '{"late":true}');
+    const records = await readAll([k("h1"), k("h2"), k("s1")], 2);
+    expect(records.map((r) => [r.key, r.kind])).toEqual([
+      [k("h1"), "hash"],
+      [k("h2"), "hash"],
+      [k("s1"), "json"],
+    ]);
+  });
+});
