@@ -56,6 +56,8 @@ export interface CheckpointBenchResult {
 }
 
 const CONTENT = (i: number, role: string) => messageText(i, role);
+/** The raw floor's row payload: with its key, a ~0.4 KB row. */
+const FLOOR_ROW = "x".repeat(400);
 
 /** A LangGraph-like checkpoint sequence: messages grow by a turn (two messages) per checkpoint. */
 class ThreadScript {
@@ -342,18 +344,16 @@ export async function benchCheckpoints(
     await pool.query(`CREATE TABLE "${oursSchema}".bench_floor (id text PRIMARY KEY, v text)`);
     const floorOps: Record<string, (r: number) => Promise<unknown>> = {
       "SELECT 1": () => pool.query("SELECT 1"),
-      "INSERT (1 row)": (r) =>
-        pool.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [
-          `i${r}`,
-          "x".repeat(300),
-        ]),
+      // A ~0.4 KB row, the size of one pending write (issue 17's putWrites floor).
+      "INSERT (1 row, 0.4 KB)": (r) =>
+        pool.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [`i${r}`, FLOOR_ROW]),
       "BEGIN+INSERT+COMMIT": async (r) => {
         const c = await pool.connect();
         try {
           await c.query("BEGIN");
           await c.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [
             `t${r}`,
-            "x".repeat(300),
+            FLOOR_ROW,
           ]);
           await c.query("COMMIT");
         } finally {

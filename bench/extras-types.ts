@@ -5,6 +5,16 @@ export interface SweepResultLike {
   writerP99Baseline: number;
   writerP99During: number;
   ratio: number;
+  pause: number;
+  batchSize: number;
+  floor: {
+    checkpointsDeleted: number;
+    checkpointsDeletedPerSec: number;
+    writerP99Baseline: number;
+    writerP99During: number;
+    ratio: number;
+    busyPerSec: number;
+  };
 }
 export interface BenchImportResultLike {
   threads: number;

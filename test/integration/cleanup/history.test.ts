@@ -208,6 +208,106 @@ describe("history.keepLatest pruning", () => {
   });
 });
 
+/** Delta rows of a thread whose base row is not stored (a thread that no longer reads back). */
+async function danglingDeltas(threadId: string): Promise<string[]> {
+  const { rows } = await pool.query<{ k: string }>(
+    `SELECT b.channel || '@' || b.version AS k FROM ${q}.checkpoint_blobs b
+     WHERE b.thread_id = $1 AND b.delta_base IS NOT NULL
+       AND NOT EXISTS (
+         SELECT 1 FROM ${q}.checkpoint_blobs x
+         WHERE x.thread_id = b.thread_id AND x.checkpoint_ns = b.checkpoint_ns
+           AND x.channel = b.channel AND x.version = b.delta_base)`,
+    [threadId],
+  );
+  return rows.map((r) => r.k);
+}
+
+/** The gate every put passes (migration 0010), for a delta on `messages@base`. */
+async function gate(db: { query: typeof pool.query }, threadId: string, base: string) {
+  const { rows } = await db.query<{ ok: boolean }>(
+    `SELECT ${q}.threadline_lock_for_put($1, '', ARRAY['messages'], ARRAY[$2::text],
+       ARRAY[(SELECT xmin::text FROM ${q}.checkpoint_blobs
+              WHERE thread_id = $1 AND checkpoint_ns = '' AND channel = 'messages' AND version = $2)]) AS ok`,
+    [threadId, base],
+  );
+  return rows[0]!.ok;
+}
+
+describe("pruning takes the thread's write lock (migration 0015)", () => {
+  it("skips a thread whose put holds the write lock, so a fork's delta never loses its base", async () => {
+    // messages@2 is reachable from no kept checkpoint (keep 2: cp5, cp6 -> 6, 5, 4).
+    await buildMixedThread("h-fork");
+    const put = await pool.connect();
+    try {
+      await put.query("BEGIN");
+      // A fork from cp2 passes the gate with a delta on messages@2 ...
+      expect(await gate(put, "h-fork", "2")).toBe(true);
+      // ... and a prune runs before that put commits.
+      const { rows } = await pool.query<{ threads_pruned: number; checkpoints_deleted: string }>(
+        `SELECT threads_pruned, checkpoints_deleted FROM ${q}.prune_thread_history(2, 100)`,
+      );
+      expect(rows[0]).toEqual({ threads_pruned: 0, checkpoints_deleted: "0" });
+      await put.query(
+        `INSERT INTO ${q}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob, delta_base)
+         VALUES ('h-fork', '', 'messages', '7', 'delta', '\\x00', '2')`,
+      );
+      await put.query(
+        `INSERT INTO ${q}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint)
+         VALUES ('h-fork', '', $1, $2, 'json', jsonb_build_object('id', $1::text, 'channel_versions', '{"messages": "7"}'::jsonb))`,
+        [cpId(7), cpId(2)],
+      );
+      await put.query("COMMIT");
+    } catch (err) {
+      await put.query("ROLLBACK");
+      throw err;
+    } finally {
+      put.release();
+    }
+    expect(await danglingDeltas("h-fork")).toEqual([]);
+
+    // The next pass trims the thread around the fork, which keeps its chain 7 -> 2 -> 1.
+    const result = await runCleanup(pool, { schema, ttlMs: 7 * DAY, keepLatest: 2 });
+    // cp1..cp5 of the root namespace, cp1 of child:1.
+    expect(result.historyCheckpointsDeleted).toBe(6);
+    expect(await keys("checkpoints", "h-fork")).toEqual([
+      `/${cpId(6)}`,
+      `/${cpId(7)}`,
+      `child:1/${cpId(2)}`,
+      `child:1/${cpId(3)}`,
+    ]);
+    expect(await danglingDeltas("h-fork")).toEqual([]);
+    expect(await keys("checkpoint_blobs", "h-fork")).toEqual(
+      expect.arrayContaining(["/messages@1", "/messages@2", "/messages@7"]),
+    );
+  });
+
+  it("a put that arrives while a prune holds the thread waits for it, then finds its pruned base gone", async () => {
+    await buildMixedThread("h-wait");
+    const prune = await pool.connect();
+    try {
+      await prune.query("BEGIN");
+      const { rows } = await prune.query<{ checkpoints_deleted: string }>(
+        `SELECT checkpoints_deleted FROM ${q}.prune_thread_history(2, 100)`,
+      );
+      expect(rows[0]!.checkpoints_deleted).toBe("5");
+      let settled = false;
+      const waiting = gate(pool, "h-wait", "2").finally(() => {
+        settled = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(settled).toBe(false);
+      await prune.query("COMMIT");
+      // Its re-check runs after the prune's commit: the saver then stores the value whole.
+      expect(await waiting).toBe(false);
+    } catch (err) {
+      await prune.query("ROLLBACK");
+      throw err;
+    } finally {
+      prune.release();
+    }
+  });
+});
+
 describe("pruning a real conversation", () => {
   it("a thread written by PostgresCheckpointer in delta storage still reads whole after its history is capped", async () => {
     const writer = new PostgresCheckpointer(pool, { schema, storage: "delta" });
