@@ -23,7 +23,13 @@ export interface BenchImportResultLike {
   ratio: number;
   insertOnly: { checkpointsPerSec: number };
   dryRun: { checkpointsPerSec: number };
-  writeOnly: { insertPerSec: number; copyPerSec: number; ratio: number; batches: number };
+  writeOnly: {
+    insertPerSec: number;
+    copyPerSec: number;
+    stagedCopyPerSec: number;
+    ratio: number;
+    batches: number;
+  };
   stages: { readDecodePerSec: number; convertPerSec: number; rawReadPerSec: number };
 }
 export interface BenchLoadResultLike {

@@ -83,7 +83,7 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     );
     results.import = { ...r, summary: undefined };
     out.push(
-      `Redis import (history full, side by side): ${r.threads} threads, ${r.checkpoints} checkpoints; COPY for large batches ${fmt(r.checkpointsPerSec)}/s, INSERT only ${fmt(r.insertOnly.checkpointsPerSec)}/s (${r.ratio.toFixed(2)}x); dry run, no writes (the conversion ceiling of this process) ${fmt(r.dryRun.checkpointsPerSec)}/s; write path alone (${r.writeOnly.batches} batches of 500 threads, 4 writers): COPY ${fmt(r.writeOnly.copyPerSec)}/s, INSERT ${fmt(r.writeOnly.insertPerSec)}/s (${r.writeOnly.ratio.toFixed(2)}x); dry-run stages: scan+read+decode ${fmt(r.stages.readDecodePerSec)}/s, conversion ${fmt(r.stages.convertPerSec)}/s; Redis floor (SCAN + MGET of the same keys) ${fmt(r.stages.rawReadPerSec)}/s`,
+      `Redis import (history full, side by side): ${r.threads} threads, ${r.checkpoints} checkpoints; COPY for large batches ${fmt(r.checkpointsPerSec)}/s, INSERT only ${fmt(r.insertOnly.checkpointsPerSec)}/s (${r.ratio.toFixed(2)}x); dry run, no writes (the conversion ceiling of this process) ${fmt(r.dryRun.checkpointsPerSec)}/s; write path alone (${r.writeOnly.batches} batches of 500 threads, 4 writers): COPY ${fmt(r.writeOnly.copyPerSec)}/s, INSERT ${fmt(r.writeOnly.insertPerSec)}/s (${r.writeOnly.ratio.toFixed(2)}x), staged COPY ${fmt(r.writeOnly.stagedCopyPerSec)}/s; dry-run stages: scan+read+decode ${fmt(r.stages.readDecodePerSec)}/s, conversion ${fmt(r.stages.convertPerSec)}/s; Redis floor (SCAN + MGET of the same keys) ${fmt(r.stages.rawReadPerSec)}/s`,
     );
     targets.push({
       name: "import: checkpoints per second (COPY path)",

@@ -37,9 +37,17 @@ export interface ImportBenchResult {
   ratio: number;
   /**
    * The write phase alone: the batches the INSERT run wrote, written again into fresh schemas
-   * by 4 concurrent writers, once with INSERTs and once with COPY, interleaved batch by batch.
+   * by 4 concurrent writers with INSERTs, with COPY (straight into the tables, as shipped) and
+   * with staged COPY, interleaved batch by batch.
    */
-  writeOnly: { insertPerSec: number; copyPerSec: number; ratio: number; batches: number };
+  writeOnly: {
+    insertPerSec: number;
+    copyPerSec: number;
+    /** COPY into a temporary table, then INSERT ... SELECT (the fallback when rows exist). */
+    stagedCopyPerSec: number;
+    ratio: number;
+    batches: number;
+  };
   /**
    * Where the dry run's time goes, next to the floors of the same data, same run (checkpoints
    * per second each): its scan + read + decode stage, its conversion stage, and reading the
@@ -81,7 +89,7 @@ export async function benchImport(opts: {
   const threads = opts.quick ? 500 : 10_000;
   const token = `tlbench${randomBytes(4).toString("hex")}`;
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 2 });
-  const extra = ["insert", "w_insert", "w_copy"].map((s) => `${opts.schema}_${s}`);
+  const extra = ["insert", "w_insert", "w_copy", "w_staged"].map((s) => `${opts.schema}_${s}`);
   try {
     const template = await recordConversation(`${token}-template`, ["weather in sf?", "thanks"]);
     let keys = 0;
@@ -136,11 +144,13 @@ export async function benchImport(opts: {
     // Write path only, the two paths interleaved batch by batch on 4 connections.
     await migrate(opts.pool, { schema: extra[1]! });
     await migrate(opts.pool, { schema: extra[2]! });
+    await migrate(opts.pool, { schema: extra[3]! });
     const insertWriter = new ImportWriter(opts.pool, extra[1]!, "bench", {
       copyMinRows: Number.POSITIVE_INFINITY,
     });
     const copyWriter = new ImportWriter(opts.pool, extra[2]!, "bench");
-    const ms = { insert: 0, copy: 0 };
+    const stagedWriter = new ImportWriter(opts.pool, extra[3]!, "bench", { directCopy: false });
+    const ms = { insert: 0, copy: 0, staged: 0 };
     // Regrouped into batches of WRITE_BATCH threads: the sizes COPY is for.
     const regrouped: ThreadRows[][] = [];
     const all = batches.flat();
@@ -152,17 +162,14 @@ export async function benchImport(opts: {
         while (next < regrouped.length) {
           const batch = regrouped[next++]!;
           checkpoints += batch.reduce((n, t) => n + t.checkpoints.length, 0);
-          const pair =
-            next % 2 === 0
-              ? ([
-                  ["insert", insertWriter],
-                  ["copy", copyWriter],
-                ] as const)
-              : ([
-                  ["copy", copyWriter],
-                  ["insert", insertWriter],
-                ] as const);
-          for (const [name, writer] of pair) {
+          const order = [
+            ["insert", insertWriter],
+            ["copy", copyWriter],
+            ["staged", stagedWriter],
+          ] as const;
+          // Rotated per batch, so no writer always goes first.
+          const k = next % order.length;
+          for (const [name, writer] of [...order.slice(k), ...order.slice(0, k)]) {
             const t0 = performance.now();
             await writer.write(batch);
             ms[name] += performance.now() - t0;
@@ -173,6 +180,7 @@ export async function benchImport(opts: {
     // Busy time summed over 4 writers: checkpoints per second of one writer's time, times 4.
     const insertPerSec = perSec(checkpoints * 4, ms.insert);
     const copyPerSec = perSec(checkpoints * 4, ms.copy);
+    const stagedCopyPerSec = perSec(checkpoints * 4, ms.staged);
 
     const shipped = asRun(summary);
     return {
@@ -188,6 +196,7 @@ export async function benchImport(opts: {
       writeOnly: {
         insertPerSec,
         copyPerSec,
+        stagedCopyPerSec,
         ratio: copyPerSec / Math.max(1, insertPerSec),
         batches: regrouped.length,
       },

@@ -50,6 +50,12 @@ function statements(schema: string) {
       checkpoints: `CREATE TEMP TABLE tl_import_checkpoints (thread_id text, checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text, checkpoint jsonb, metadata jsonb) ON COMMIT DROP`,
       writes: `CREATE TEMP TABLE tl_import_writes (thread_id text, checkpoint_ns text, checkpoint_id text, task_id text, idx integer, channel text, type text, blob bytea, task_path text) ON COMMIT DROP`,
     },
+    // The direct COPY path's target columns (same order as the staged tables').
+    direct: {
+      blobs: `${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)`,
+      checkpoints: `${s}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)`,
+      writes: `${s}.checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path)`,
+    },
     fromStage: {
       blobs: `INSERT INTO ${s}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
       SELECT * FROM pg_temp.tl_import_blobs ON CONFLICT DO NOTHING RETURNING thread_id`,
@@ -80,12 +86,22 @@ export const DEFAULT_COPY_MIN_ROWS = 1000;
 export interface ImportWriterOptions {
   /**
    * Rows of one table in one batch from which that table's rows are loaded with binary `COPY`
-   * into a temporary table and inserted from there (same `ON CONFLICT DO NOTHING`); smaller sets
-   * go as one array-parameter INSERT. Default {@link DEFAULT_COPY_MIN_ROWS}. `Infinity` never
+   * (straight into the table; if some are already there, into a temporary table and inserted
+   * from there with the same `ON CONFLICT DO NOTHING`); smaller sets go as one array-parameter
+   * INSERT. Default {@link DEFAULT_COPY_MIN_ROWS}. `Infinity` never
    * uses COPY (the embedded database, where COPY FROM STDIN wedges the server).
    */
   copyMinRows?: number;
+  /**
+   * COPY straight into the checkpoint tables, under a savepoint, and fall back to the staged
+   * COPY only when a row is already there (unique violation). Default `true`; `false` always
+   * stages (the bench compares the two).
+   */
+  directCopy?: boolean;
 }
+
+/** SQLSTATE unique_violation: a direct COPY met a row that is already present. */
+const UNIQUE_VIOLATION = "23505";
 
 function countBy(rows: Array<{ thread_id: string }>): Map<string, number> {
   const out = new Map<string, number>();
@@ -102,6 +118,7 @@ function countBy(rows: Array<{ thread_id: string }>): Map<string, number> {
 export class ImportWriter {
   private readonly sql: ReturnType<typeof statements>;
   private readonly copyMinRows: number;
+  private readonly directCopy: boolean;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -111,6 +128,7 @@ export class ImportWriter {
   ) {
     this.sql = statements(schema);
     this.copyMinRows = Math.max(1, options.copyMinRows ?? DEFAULT_COPY_MIN_ROWS);
+    this.directCopy = options.directCopy ?? true;
   }
 
   /**
@@ -124,6 +142,22 @@ export class ImportWriter {
   ): Promise<Array<{ thread_id: string }>> {
     if (rows.length === 0) return [];
     if (rows.length >= this.copyMinRows) {
+      if (this.directCopy) {
+        // A fresh import conflicts with nothing, so the rows go straight into the table: no
+        // temporary table, no second pass, no RETURNING rows to send back. Every row then is
+        // inserted, which is what RETURNING would have said. A row already present (a rerun
+        // without journal, live writes to the thread) fails the COPY with a unique violation;
+        // the savepoint undoes it and the rows go the staged way, ON CONFLICT DO NOTHING.
+        await client.query("SAVEPOINT tl_import_copy");
+        try {
+          await copyRows(client, this.sql.direct[table], STAGE_COLUMNS[table], rows);
+          await client.query("RELEASE SAVEPOINT tl_import_copy");
+          return rows.map((r) => ({ thread_id: r[0] as string }));
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
+          await client.query("ROLLBACK TO SAVEPOINT tl_import_copy");
+        }
+      }
       await client.query(this.sql.stage[table]);
       await copyRows(client, `pg_temp.tl_import_${table}`, STAGE_COLUMNS[table], rows);
       return (await client.query<{ thread_id: string }>(this.sql.fromStage[table])).rows;

@@ -11,8 +11,9 @@ import {
   writeFixture,
 } from "./fixtures.js";
 
-// The bulk path: with copyMinRows 1 every table of every batch is staged with binary COPY. It
-// must store exactly what the array-parameter INSERTs store, and keep their idempotence.
+// The bulk path: with copyMinRows 1 every table of every batch is loaded with binary COPY
+// (straight into the table, staged when rows are already there). It must store exactly what the
+// array-parameter INSERTs store, and keep their idempotence.
 const token = uniqueToken("tlcopy");
 let redis: Redis;
 let pool: pg.Pool;
@@ -87,6 +88,22 @@ describe("import-redis bulk path (COPY)", () => {
       writesImported: 0,
       invalid: 0,
     });
+    expect(await tableRows(viaCopy)).toEqual(a);
+
+    // Some rows present, some missing: the direct COPY conflicts, its savepoint is rolled back,
+    // and the staged COPY adds exactly the missing rows, in the same transaction.
+    const gone = await pool.query(
+      `DELETE FROM "${viaCopy}".checkpoints WHERE checkpoint_id IN (SELECT checkpoint_id FROM "${viaCopy}".checkpoints ORDER BY checkpoint_id LIMIT 3)`,
+    );
+    const goneBlobs = await pool.query(
+      `DELETE FROM "${viaCopy}".checkpoint_blobs WHERE (thread_id, channel, version) IN (SELECT thread_id, channel, version FROM "${viaCopy}".checkpoint_blobs ORDER BY thread_id, channel, version LIMIT 2)`,
+    );
+    await pool.query(`TRUNCATE "${viaCopy}".threadline_import_journal`);
+    const refill = await importRedis({ ...common, schema: viaCopy, copyMinRows: 1 });
+    expect(refill.invalid).toBe(0);
+    expect(refill.checkpointsImported).toBe(gone.rowCount);
+    expect(refill.blobsImported).toBe(goneBlobs.rowCount);
+    expect(refill.writesImported).toBe(0);
     expect(await tableRows(viaCopy)).toEqual(a);
   });
 });
