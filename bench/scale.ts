@@ -21,13 +21,17 @@ export type ScaleOperation =
   | "put"
   | "list limit 10, cold"
   | "raw floor: latest checkpoint row"
-  | "raw floor: every row of the thread";
+  | "raw floor: the rows getTuple latest reads"
+  | "raw floor: every row of the thread"
+  | "raw floor: insert a checkpoint and a blob row";
 export const SCALE_OPERATIONS: ScaleOperation[] = [
   "getTuple latest, cold",
   "put",
   "list limit 10, cold",
   "raw floor: latest checkpoint row",
+  "raw floor: the rows getTuple latest reads",
   "raw floor: every row of the thread",
+  "raw floor: insert a checkpoint and a blob row",
 ];
 /** The raw-pg reads of the same rows, no saver: what the table size alone costs. */
 export const isFloor = (op: ScaleOperation) => op.startsWith("raw floor");
@@ -55,6 +59,7 @@ const CHECKPOINTS_PER_THREAD = 10;
 /** Tables a PostgresCheckpointer writes (migrations 0001-0003), copied row for row. */
 const TABLES = ["checkpoint_threads", "checkpoints", "checkpoint_blobs", "checkpoint_writes"];
 const TEMPLATE = "t-0";
+const FLOOR_ROW = "x".repeat(400);
 
 /**
  * Is the saver flat at scale? Two schemas hold the same conversation shape: 1k checkpoints in
@@ -145,6 +150,37 @@ export async function benchScale(opts: ScaleBenchOptions): Promise<ScaleBenchRes
             [pick(size)],
           ),
         ),
+      // The newest checkpoint, the blob of each of its channel versions, every row of their delta
+      // chains (through delta_root) and the full value each starts from, and its writes: the rows
+      // getTuple fetches, nothing decoded.
+      "raw floor: the rows getTuple latest reads": (size) => {
+        const q = quoteSchema(schemas[size]);
+        return time(() =>
+          pool.query(
+            `WITH cp AS (
+               SELECT checkpoint_id, checkpoint FROM ${q}.checkpoints
+               WHERE thread_id = $1 AND checkpoint_ns = '' ORDER BY checkpoint_id DESC LIMIT 1
+             ), heads AS (
+               SELECT b.* FROM cp, jsonb_each_text(cp.checkpoint -> 'channel_versions') v,
+               LATERAL (SELECT x.channel, x.delta_root, x.blob FROM ${q}.checkpoint_blobs x
+                        WHERE x.thread_id = $1 AND x.checkpoint_ns = '' AND x.channel = v.key
+                          AND x.version = v.value LIMIT 1) b
+             )
+             SELECT checkpoint::text AS t FROM cp
+             UNION ALL SELECT encode(h.blob, 'base64') FROM heads h WHERE h.delta_root IS NULL
+             UNION ALL SELECT encode(x.blob, 'base64') FROM heads h
+               JOIN ${q}.checkpoint_blobs x ON x.thread_id = $1 AND x.checkpoint_ns = ''
+                AND x.channel = h.channel AND x.delta_root = h.delta_root
+             UNION ALL SELECT encode(x.blob, 'base64') FROM heads h
+               JOIN ${q}.checkpoint_blobs x ON x.thread_id = $1 AND x.checkpoint_ns = ''
+                AND x.channel = h.channel AND x.version = h.delta_root
+             UNION ALL SELECT encode(w.blob, 'base64') FROM cp
+               JOIN ${q}.checkpoint_writes w ON w.thread_id = $1 AND w.checkpoint_ns = ''
+                AND w.checkpoint_id = cp.checkpoint_id`,
+            [pick(size)],
+          ),
+        );
+      },
       "raw floor: every row of the thread": (size) => {
         const q = quoteSchema(schemas[size]);
         return time(() =>
@@ -153,6 +189,24 @@ export async function benchScale(opts: ScaleBenchOptions): Promise<ScaleBenchRes
              UNION ALL SELECT encode(blob, 'base64') FROM ${q}.checkpoint_blobs WHERE thread_id = $1 AND checkpoint_ns = ''
              UNION ALL SELECT encode(blob, 'base64') FROM ${q}.checkpoint_writes WHERE thread_id = $1 AND checkpoint_ns = ''`,
             [pick(size)],
+          ),
+        );
+      },
+      // And what any put costs: one checkpoint row and one ~0.4 KB blob row into a random
+      // thread of the set, one statement, one commit (the activity trigger fires as for a put),
+      // in a namespace of their own so the saver's reads never see them.
+      "raw floor: insert a checkpoint and a blob row": (size) => {
+        const q = quoteSchema(schemas[size]);
+        const id = uuid6(-1);
+        return time(() =>
+          pool.query(
+            `WITH b AS (
+               INSERT INTO ${q}.checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+               VALUES ($1, 'floor', 'floor', $2, 'json', convert_to($3, 'UTF8'))
+             )
+             INSERT INTO ${q}.checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata)
+             VALUES ($1, 'floor', $2, jsonb_build_object('id', $2::text), '{}'::jsonb)`,
+            [pick(size), id, FLOOR_ROW],
           ),
         );
       },
