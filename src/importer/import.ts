@@ -122,6 +122,9 @@ export interface ImportSummary {
   verify?: { threads: number; checkpoints: number; mismatches: number; examples: VerifyMismatch[] };
 }
 
+/** Longest stretch of conversion between two turns of the event loop (see the batch worker). */
+const YIELD_EVERY_MS = 5;
+
 const THREAD_ID_RE = /"thread_id"\s*:\s*"((?:[^"\\]|\\.)*)"/;
 
 /** The thread a corrupt document belonged to, when its text still names one. */
@@ -351,7 +354,16 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
           dryRun,
         );
         const rows: ThreadRows[] = [];
+        let slice = performance.now();
         for (const t of batch) {
+          // Conversion is synchronous CPU work; a batch of it would hold the event loop for
+          // hundreds of milliseconds while the other workers' transactions wait for their
+          // replies to be read. Yielding every few milliseconds lets each of their round trips
+          // go on at once, so Postgres works while this process converts.
+          if (performance.now() - slice >= YIELD_EVERY_MS) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            slice = performance.now();
+          }
           const converted = await convert(t, fingerprints.get(t.threadId));
           if (!converted) continue;
           if (converted.rows && options.verify) verifyRows.push(converted.rows);
