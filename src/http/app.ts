@@ -309,7 +309,9 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     // LangGraph's Agent Server API at the root (needs Postgres for threads and runs).
     const threads = new ThreadStore(db.pool, config.database.schema);
     const agentMetrics = registerAgentServerMetrics(registry);
-    const queue = new RunQueue(db.pool, config.database.schema);
+    const queue = new RunQueue(db.pool, config.database.schema, {
+      preparedStatements: config.database.preparedStatements,
+    });
     // The embedded database has one connection: no LISTEN there, polling only.
     const notifier = new RunNotifier(
       db.kind === "postgres" ? db.sessionPool : undefined,

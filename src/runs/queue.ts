@@ -2,6 +2,7 @@ import type pg from "pg";
 import { toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
 import { ThreadlineError } from "../errors.js";
+import { RunStatements } from "./statements.js";
 import type { Json, RunStatus, ThreadStatus } from "./threads.js";
 
 /**
@@ -72,6 +73,11 @@ export interface RunNotice {
   kind: "q" | "e" | "c" | "x";
   thread_id?: string;
   run_id?: string;
+  /**
+   * On `x` from a run's end: whether its thread has pending runs (now claimable). Absent on the
+   * other `x` notices (and from older instances): a worker then scans the queue to be sure.
+   */
+  pending?: boolean;
 }
 
 /**
@@ -153,12 +159,19 @@ function secs(ms: number): number {
 /** See the module header. */
 export class RunQueue {
   private readonly s: string;
+  private readonly sql: RunStatements;
 
+  /**
+   * @param options.preparedStatements named prepared statements (default true); off behind a
+   *   transaction-mode pooler, like the checkpointer's option of the same name.
+   */
   constructor(
     private readonly pool: pg.Pool,
     readonly schema = "public",
+    options: { preparedStatements?: boolean } = {},
   ) {
     this.s = quoteSchema(schema);
+    this.sql = new RunStatements(options.preparedStatements ?? true);
   }
 
   private async query<R extends pg.QueryResultRow>(
@@ -168,7 +181,8 @@ export class RunQueue {
     client: pg.Pool | pg.PoolClient = this.pool,
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await client.query<R>(text, values);
+      // Only statements of their own are named (see RunStatements).
+      return await this.sql.query<R>(client, text, values, client === this.pool);
     } catch (err) {
       throw toThreadlineError(err, what);
     }
@@ -209,10 +223,12 @@ export class RunQueue {
     }
     try {
       await client.query("BEGIN");
-      // The thread's row lock orders every create on this thread.
+      // The thread's row lock orders every create on this thread. A no-op UPDATE rather than
+      // FOR UPDATE: the new row version tells a concurrent startOnFreeThread that the thread
+      // changed after its snapshot (it then comes here and waits for this lock).
       await this.query(
         "enqueuing a run",
-        `SELECT 1 FROM ${this.s}.agent_threads WHERE thread_id = $1 FOR UPDATE`,
+        `UPDATE ${this.s}.agent_threads SET busy_run_id = busy_run_id WHERE thread_id = $1`,
         [input.threadId],
         client,
       );
@@ -283,6 +299,82 @@ export class RunQueue {
       throw err;
     } finally {
       client.release();
+    }
+  }
+
+  /**
+   * The common case of a streamed or waited run, in one autocommitted statement (one round
+   * trip, one commit; decision H30): when the thread exists, is `graphId`'s, and has nothing
+   * pending or running, insert the run `running` for this worker and mark the thread busy,
+   * returning the run and the thread's newest checkpoint id (its rollback base). Undefined when
+   * the thread is busy, missing or another graph's, or when another create touched it after this
+   * statement's snapshot: the caller then takes {@link create}, whose transaction's separate
+   * statements see every commit.
+   *
+   * Why one statement is exact: a statement reads one snapshot, so a run inserted by a create
+   * that committed after it began would be missed by the `NOT EXISTS`. Every create changes the
+   * thread row (a version with a new xmin) before it inserts, and `FOR UPDATE` returns the newest
+   * committed version (waiting for a create in flight); the snapshot's version and the locked
+   * one then differ, and nothing is inserted. Two of these racing on one thread: the loser sees
+   * the winner's busy row version; the unique index of running runs backs that up (23505).
+   */
+  async startOnFreeThread(
+    input: {
+      threadId: string;
+      runId: string;
+      assistantId: string;
+      metadata: Record<string, Json>;
+      kwargs: Record<string, Json>;
+      strategy: MultitaskStrategy;
+    },
+    claim: { workerId: string; staleAfterMs: number },
+    graphId: string,
+  ): Promise<{ run: RunRow; base: string | null } | undefined> {
+    try {
+      const { rows } = await this.sql.query<DbRow & { base: string | null }>(
+        this.pool,
+        `WITH seen AS (
+           SELECT xmin::text AS v FROM ${this.s}.agent_threads
+           WHERE thread_id = $1 AND metadata ->> 'graph_id' = $9
+         ), locked AS (
+           SELECT xmin::text AS v FROM ${this.s}.agent_threads WHERE thread_id = $1 FOR UPDATE
+         ), free AS (
+           SELECT 1 FROM seen JOIN locked ON seen.v = locked.v
+           WHERE NOT EXISTS (SELECT 1 FROM ${this.s}.agent_runs
+                             WHERE thread_id = $1 AND status IN ('pending', 'running'))
+         ), ins AS (
+           INSERT INTO ${this.s}.agent_runs
+             (thread_id, run_id, assistant_id, status, metadata, kwargs, multitask_strategy,
+              created_at, updated_at, worker_id, started_at, heartbeat_at)
+           SELECT $1, $2, $3, 'running', $4::jsonb, $5::jsonb, $6, clock_timestamp(),
+                  clock_timestamp(), $7, clock_timestamp(), now()
+           FROM free
+           RETURNING ${COLUMNS}
+         ), busy AS (
+           UPDATE ${this.s}.agent_threads t SET status = 'busy', busy_run_id = ins.run_id,
+             lease_until = now() + make_interval(secs => $8::double precision), updated_at = now()
+           FROM ins WHERE t.thread_id = $1
+         )
+         SELECT ins.*, (SELECT max(checkpoint_id) FROM ${this.s}.checkpoints
+                        WHERE thread_id = $1) AS base
+         FROM ins`,
+        [
+          input.threadId,
+          input.runId,
+          input.assistantId,
+          JSON.stringify(input.metadata),
+          JSON.stringify(input.kwargs),
+          input.strategy,
+          claim.workerId,
+          secs(claim.staleAfterMs),
+          graphId,
+        ],
+      );
+      return rows[0] ? { run: toRow(rows[0]), base: rows[0].base } : undefined;
+    } catch (err) {
+      // Lost a race for the thread to another claim: the transaction sorts it out.
+      if ((err as { code?: string }).code === "23505") return undefined;
+      throw toThreadlineError(err, "enqueuing a run");
     }
   }
 
@@ -367,7 +459,8 @@ export class RunQueue {
       only = "AND r.thread_id = $3 AND r.run_id = $4";
     }
     try {
-      const { rows } = await this.pool.query<DbRow>(
+      const { rows } = await this.sql.query<DbRow>(
+        this.pool,
         `${QUEUE_SCAN} WITH candidate AS (
            SELECT r.thread_id, r.run_id FROM ${this.s}.agent_runs r
            WHERE r.status = 'pending' ${only}
@@ -430,8 +523,12 @@ export class RunQueue {
 
   /**
    * Ends a run this worker executes and frees its thread with the new status and values, in one
-   * statement; `deleteRun` (a rollback) removes the run instead. False when the run was no longer
-   * this worker's (reaped meanwhile): nothing changes.
+   * statement that also stores the run's last `events` (seq from `events.firstSeq`), so they and
+   * the end commit together: one round trip and one commit where a separate flush took two.
+   * `deleteRun` (a rollback) removes the run instead (its events with it). The end notice says
+   * whether the thread has pending runs, so workers only scan the queue when there is something
+   * to claim. `ours` false when the run was no longer this worker's (reaped meanwhile): nothing
+   * changes.
    */
   async finish(
     threadId: string,
@@ -439,13 +536,26 @@ export class RunQueue {
     workerId: string,
     end: RunEnd,
     deleteRun = false,
-  ): Promise<boolean> {
-    const { rows } = await this.query<{ ok: boolean }>(
+    events: { firstSeq: number; rows: ReadonlyArray<{ event: string; data: string }> } = {
+      firstSeq: 0,
+      rows: [],
+    },
+  ): Promise<{ ours: boolean; pending: boolean }> {
+    const { rows } = await this.query<{ ok: boolean; pending: boolean }>(
       "ending a run",
       `WITH mine AS (
          SELECT run_id FROM ${this.s}.agent_runs
          WHERE thread_id = $1 AND run_id = $2 AND status = 'running' AND worker_id = $3
          FOR UPDATE
+       ), seen AS (
+         SELECT xmin::text AS v FROM ${this.s}.agent_threads WHERE thread_id = $1
+       ), locked AS (
+         SELECT xmin::text AS v FROM ${this.s}.agent_threads WHERE thread_id = $1 FOR UPDATE
+       ), logged AS (
+         INSERT INTO ${this.s}.threadline_run_events (thread_id, run_id, seq, event, data)
+         SELECT $1, mine.run_id, $12::integer + e.ord - 1, e.event, e.data
+         FROM mine, unnest($13::text[], $14::text[]) WITH ORDINALITY AS e(event, data, ord)
+         WHERE NOT $9
        ), ended AS (
          UPDATE ${this.s}.agent_runs r SET status = $4, ended_at = clock_timestamp(),
            updated_at = now(), error = $8::jsonb
@@ -458,11 +568,19 @@ export class RunQueue {
            interrupts = $7::jsonb, busy_run_id = NULL, lease_until = NULL, updated_at = now(),
            expires_at = CASE WHEN ttl_minutes IS NULL THEN NULL
                              ELSE now() + make_interval(secs => ttl_minutes * 60) END
-         FROM mine WHERE t.thread_id = $1 AND t.busy_run_id = mine.run_id
+         FROM mine, locked WHERE t.thread_id = $1 AND t.busy_run_id = mine.run_id
+       ), waiting AS (
+         -- A create that committed after this statement's snapshot changed the thread row
+         -- (RunQueue.create), so a newer locked version may hide a pending run: say pending.
+         SELECT EXISTS (SELECT 1 FROM ${this.s}.agent_runs p
+                        WHERE p.thread_id = $1 AND p.status = 'pending')
+                OR (SELECT v FROM seen) IS DISTINCT FROM (SELECT v FROM locked) AS pending
        ), told AS (
-         SELECT pg_notify($10, $11) FROM mine
+         SELECT pg_notify($10, ($11::jsonb || jsonb_build_object('pending', waiting.pending))::text)
+         FROM mine, waiting
        )
-       SELECT EXISTS (SELECT 1 FROM mine) AS ok, (SELECT count(*) FROM told) AS n`,
+       SELECT EXISTS (SELECT 1 FROM mine) AS ok, (SELECT pending FROM waiting) AS pending,
+              (SELECT count(*) FROM told) AS n`,
       [
         threadId,
         runId,
@@ -475,9 +593,12 @@ export class RunQueue {
         deleteRun,
         RUNS_CHANNEL,
         this.notice("x", threadId, runId),
+        events.firstSeq,
+        events.rows.map((e) => e.event),
+        events.rows.map((e) => e.data),
       ],
     );
-    return rows[0]?.ok === true;
+    return { ours: rows[0]?.ok === true, pending: rows[0]?.pending === true };
   }
 
   /** The thread's newest checkpoint id (any namespace), before a run starts: its rollback base. */

@@ -135,6 +135,8 @@ class EventWriter {
   private writing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   failed: unknown;
+  /** Set by {@link take}: the rest goes with the run's end, no more timed flushes. */
+  private closed = false;
 
   constructor(
     private readonly queue: RunQueue,
@@ -149,7 +151,7 @@ class EventWriter {
     this.history.push({ seq: this.seq, event: event.event, data });
     this.seq += 1;
     this.emitter.emit("more");
-    if (!this.writing && !this.timer) {
+    if (!this.writing && !this.timer && !this.closed) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         void this.flush();
@@ -182,6 +184,23 @@ class EventWriter {
     }
   }
 
+  /**
+   * The events not yet written and their first seq, for the statement that ends the run
+   * ({@link RunQueue.finish}); waits for a write in flight first, so seqs stay in order and
+   * nothing is written after them.
+   */
+  async take(): Promise<{ firstSeq: number; rows: Array<{ event: string; data: string }> }> {
+    while (this.writing) await this.writing;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const rows = this.buffer;
+    const firstSeq = this.first;
+    this.buffer = [];
+    this.first += rows.length;
+    this.closed = true;
+    return { firstSeq, rows };
+  }
+
   /** Writes everything buffered so far (waits for a write in flight first). */
   async flush(): Promise<void> {
     while (this.writing) await this.writing;
@@ -208,7 +227,7 @@ class EventWriter {
       }
     })();
     await this.writing;
-    if (this.buffer.length > 0 && !this.timer) void this.flush();
+    if (this.buffer.length > 0 && !this.timer && !this.closed) void this.flush();
   }
 }
 
@@ -224,6 +243,12 @@ export class RunWorker {
   private stopped = false;
   private readonly unsubscribe: Array<() => void> = [];
   private lastMaintenance = 0;
+  /**
+   * A scan stopped at the concurrency limit (or was skipped there), so runs may wait that this
+   * worker did not claim: the next run to end here scans again. Otherwise a run's end scans
+   * only when its thread has pending runs (the `x` notice says so), not after every run.
+   */
+  private owed = false;
 
   constructor(private readonly deps: RunWorkerDeps) {}
 
@@ -252,7 +277,9 @@ export class RunWorker {
     const { notifier, settings } = this.deps;
     this.unsubscribe.push(
       notifier.on("q", () => this.kick()),
-      notifier.on("x", () => this.kick()),
+      notifier.on("x", (n) => {
+        if (n.pending !== false) this.kick();
+      }),
       notifier.on("c", (n) => {
         if (n.run_id) void this.checkCancel(n.thread_id ?? "", n.run_id);
       }),
@@ -278,16 +305,22 @@ export class RunWorker {
       this.again = true;
       return;
     }
+    if (!this.canClaim()) {
+      this.owed = !this.stopped && !this.deps.draining();
+      return;
+    }
     this.claiming = true;
     void (async () => {
       try {
         do {
           this.again = false;
+          this.owed = false;
           while (this.canClaim()) {
             const run = await this.deps.queue.claim(this.workerId, this.deps.settings.staleAfter);
             if (!run) break;
             this.begin(run);
           }
+          if (!this.canClaim()) this.owed = !this.stopped && !this.deps.draining();
         } while (this.again && this.canClaim());
       } catch (err) {
         this.deps.logger.warn({ err: this.deps.describeError(err) }, "claiming runs failed");
@@ -314,9 +347,12 @@ export class RunWorker {
       : undefined;
   }
 
-  /** Executes a run {@link RunQueue.create} claimed for this worker. */
-  adopt(run: RunRow): void {
-    this.begin(run);
+  /**
+   * Executes a run {@link RunQueue.create} claimed for this worker; `base` is its rollback base
+   * when the create read it (decision H28), else the executor reads it.
+   */
+  adopt(run: RunRow, base?: string | null): void {
+    this.begin(run, base);
   }
 
   private async maintain(): Promise<void> {
@@ -351,7 +387,7 @@ export class RunWorker {
     }
   }
 
-  private begin(run: RunRow): void {
+  private begin(run: RunRow, base?: string | null): void {
     const controller = new AbortController();
     this.executing.set(run.run_id, controller);
     const writer = new EventWriter(this.deps.queue, this.deps.notifier, run.thread_id, run.run_id);
@@ -364,7 +400,7 @@ export class RunWorker {
       abort: () => controller.abort(new Aborted("shutdown")),
       done,
     });
-    void this.execute(run, controller, writer)
+    void this.execute(run, controller, writer, base)
       .then(settle, (err: unknown) => {
         this.deps.logger.error(
           { err: this.deps.describeError(err), runId: run.run_id },
@@ -384,7 +420,7 @@ export class RunWorker {
         this.executing.delete(run.run_id);
         untrack();
         resolve();
-        this.kick();
+        if (this.owed) this.kick();
       });
   }
 
@@ -392,6 +428,7 @@ export class RunWorker {
     run: RunRow,
     controller: AbortController,
     events: EventWriter,
+    knownBase: string | null | undefined,
   ): Promise<LocalEnd> {
     const { queue, threads, logger, settings } = this.deps;
     const threadId = run.thread_id;
@@ -439,10 +476,10 @@ export class RunWorker {
     let outcome: "success" | "interrupted" | "error" | "cancelled" = "success";
     let error: unknown;
     let graph;
-    let base: string | null = null;
+    let base: string | null = knownBase ?? null;
     try {
       // What a rollback returns to: everything newer than this is the run's.
-      base = await queue.latestCheckpointId(threadId);
+      if (knownBase === undefined) base = await queue.latestCheckpointId(threadId);
       if (!loaded)
         throw new ThreadlineError("NOT_FOUND", `assistant ${run.assistant_id} not found`);
       graph = await loaded.resolve(config);
@@ -521,7 +558,8 @@ export class RunWorker {
       );
     else if (failed) shown = this.deps.errorEvent(error);
     if (shown) events.push({ event: "error", data: shown });
-    await events.flush();
+    // The events not yet stored go with the end, in its statement (decision H30).
+    const last = await events.take();
     const threadStatus: Exclude<ThreadStatus, "busy"> = failed
       ? "error"
       : outcome === "interrupted"
@@ -535,18 +573,23 @@ export class RunWorker {
       ...(failed && shown ? { error: shown } : {}),
     };
     try {
-      const ours = await queue.finish(
+      const { ours, pending } = await queue.finish(
         threadId,
         runId,
         this.workerId,
         { ...result, status: runStatus, threadStatus },
         rollback,
+        last,
       );
+      // Reaped meanwhile: the events still go where join and resume read them.
+      if (!ours && !rollback)
+        await queue.appendEvents(threadId, runId, last.firstSeq, last.rows).catch(() => undefined);
       this.deps.notifier.deliver({
         schema: queue.schema,
         kind: "x",
         thread_id: threadId,
         run_id: runId,
+        pending,
       });
       if (ours && kwargs.temporary) {
         await threads.delete(threadId);

@@ -51,7 +51,9 @@ function levelText(sql: string, d: number[], at: number): string {
   let start = at;
   while (start > 0 && d[start - 1]! >= level) start--;
   let end = at;
-  while (end < sql.length && d[end]! >= level && !(d[end] === level && sql[end] === ")")) end++;
+  // The level ends at the `)` that closes it (depth below the level); a `)` at the level's own
+  // depth closes a nested group, such as `now()`, and does not end it.
+  while (end < sql.length && d[end]! >= level) end++;
   let text = "";
   for (let i = start; i < end; i++) text += d[i]! > level ? " " : sql[i]!;
   // The branch of a UNION (or the statement of a body) that holds `at`.

@@ -87,6 +87,8 @@ interface Created {
   run: RunRow;
   body: RunBody;
   stateless: boolean;
+  /** The rollback base the create read with its claim (undefined: not read). */
+  base?: string | null | undefined;
 }
 
 /** The value `join` and `runs.wait` answer: the thread's values, or `{ __error__ }`. */
@@ -133,17 +135,6 @@ export function runRoutes(deps: AgentServerDeps): Router {
     const threadId = threadParam ?? randomUUID();
     const key = ownerHash(res);
     const metadata = { graph_id: graph.name, assistant_id: graph.assistantId };
-    const existing = stateless ? undefined : await threads.get(threadId);
-    if (!existing) {
-      if (!stateless && body.if_not_exists !== "create")
-        throw new ThreadlineError("NOT_FOUND", `thread ${threadId} not found`);
-      if (deps.owners && key !== undefined && !(await deps.owners.claim(threadId, key)))
-        throw new ThreadlineError("NOT_FOUND", `thread ${threadId} not found`);
-      await threads.create({ threadId, metadata, ttlMinutes: null, ifExists: "do_nothing" });
-    } else {
-      await threadOr404(deps, res, threadId);
-      if (existing.metadata.graph_id !== graph.name) await threads.patch(threadId, { metadata });
-    }
     const rawModes = body.stream_mode ?? ["values"];
     const kwargs: RunKwargs = {
       input: body.input ?? null,
@@ -161,17 +152,44 @@ export function runRoutes(deps: AgentServerDeps): Router {
       durability: body.durability ?? null,
       temporary: stateless && body.on_completion !== "keep",
     };
-    const { run } = await queue.create({
+    const input = {
       threadId,
       runId: randomUUID(),
       assistantId: graph.assistantId,
       metadata: (body.metadata ?? {}) as Record<string, Json>,
       kwargs: toJson(kwargs) as Record<string, Json>,
       strategy: body.multitask_strategy ?? "reject",
-      // A stateless run executes where it was received even beyond runs.concurrency: its
-      // temporary thread, and with it what `wait` answers, ends with the run.
-      claimBy: executeHere ? worker.claimFor(stateless) : undefined,
-    });
+    };
+    // A stateless run executes where it was received even beyond runs.concurrency: its
+    // temporary thread, and with it what `wait` answers, ends with the run.
+    const claimBy = executeHere ? worker.claimFor(stateless) : undefined;
+
+    // The common case in one statement (decision H30): an existing thread of this graph, the
+    // caller's, with nothing in flight. Anything else (a new thread, another graph, a busy
+    // thread, a race) takes the path below, which reads the thread and applies the strategy.
+    if (
+      claimBy &&
+      !stateless &&
+      (!deps.owners || key === undefined || (await deps.owners.isOwner(threadId, key)))
+    ) {
+      const started = await queue.startOnFreeThread(input, claimBy, graph.name);
+      if (started) return { run: started.run, body, stateless, base: started.base };
+    }
+
+    const existing = stateless ? undefined : await threads.get(threadId);
+    if (!existing) {
+      if (!stateless && body.if_not_exists !== "create")
+        throw new ThreadlineError("NOT_FOUND", `thread ${threadId} not found`);
+      if (deps.owners && key !== undefined && !(await deps.owners.claim(threadId, key)))
+        throw new ThreadlineError("NOT_FOUND", `thread ${threadId} not found`);
+      await threads.create({ threadId, metadata, ttlMinutes: null, ifExists: "do_nothing" });
+    } else {
+      // The thread was just read: only its owner is left to check (no second read).
+      if (deps.owners && key !== undefined && !(await deps.owners.isOwner(threadId, key)))
+        throw new ThreadlineError("NOT_FOUND", `thread ${threadId} not found`);
+      if (existing.metadata.graph_id !== graph.name) await threads.patch(threadId, { metadata });
+    }
+    const { run } = await queue.create({ ...input, claimBy });
     return { run, body, stateless };
   }
 
@@ -180,8 +198,8 @@ export function runRoutes(deps: AgentServerDeps): Router {
    * one that had to queue (its thread busy, this instance full) runs when a worker claims it,
    * here or on another instance.
    */
-  function start(run: RunRow): void {
-    if (run.status === "running") worker.adopt(run);
+  function start(c: Created): void {
+    if (c.run.status === "running") worker.adopt(c.run, c.base);
     else worker.kick();
   }
 
@@ -285,7 +303,7 @@ export function runRoutes(deps: AgentServerDeps): Router {
 
   async function stream(req: Request, res: Response, threadParam: string | undefined) {
     const c = await create(res, parseBody(runBody, req.body), threadParam, true);
-    start(c.run);
+    start(c);
     const resumable = c.body.stream_resumable === true;
     openSse(res, location(c), resumable && !c.stateless ? `${location(c)}/stream` : undefined);
     await pipeRun(res, c.run.thread_id, c.run.run_id, -1, c.body.on_disconnect !== "continue");
@@ -293,7 +311,7 @@ export function runRoutes(deps: AgentServerDeps): Router {
 
   async function wait(req: Request, res: Response, threadParam: string | undefined) {
     const c = await create(res, parseBody(runBody, req.body), threadParam, true);
-    start(c.run);
+    start(c);
     const controller = new AbortController();
     const untrack = track(controller);
     let finished = false;

@@ -1,0 +1,207 @@
+import { Client } from "@langchain/langgraph-sdk";
+import pg from "pg";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QUEUE_SCAN } from "../../../src/runs/queue.js";
+import { startService, type RunningService } from "../../../src/service/composition-root.js";
+import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
+import { threadFilterProblems } from "../../helpers/thread-filter.js";
+import { testConfig } from "../http/helpers.js";
+import { AGENT_FILE, FIXTURES, long, until } from "./helpers.js";
+
+/**
+ * The path of a streamed or waited run on a free thread (decision H30): one statement claims it
+ * where it was received, one statement stores its last events and ends it, and nothing scans the
+ * queue. And the guarantees that one-statement claim must keep when creates race on one thread
+ * from two instances (in this process, each with its own pool): `reject` admits exactly one run,
+ * `enqueue` runs every run once and never two at a time.
+ */
+
+const schema = uniqueSchema("tl_runclaim");
+const pool = testPool(2);
+let a: RunningService;
+let b: RunningService;
+let ca: Client;
+let cb: Client;
+
+const captured: string[] = [];
+let capturing = false;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- restored as is after the file
+const original = pg.Client.prototype.query;
+
+function start(): Promise<RunningService> {
+  // No poll tick during a measured run: the only queue scans would be the ones a run causes.
+  const config = testConfig(schema, { runs: { pollInterval: 600_000 } });
+  return startService(config, {
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    cleanup: false,
+    webRoot: false,
+    graphs: [
+      { name: "agent", file: AGENT_FILE, exportName: "graph", source: "flag" },
+      // One node, no streaming: no timed event flush in the middle of the run.
+      { name: "plain", file: `${FIXTURES}plain.mjs`, exportName: "graph", source: "flag" },
+    ],
+  });
+}
+
+beforeAll(async () => {
+  await requirePostgres();
+  a = await start();
+  b = await start();
+  ca = new Client({ apiUrl: a.url, apiKey: null });
+  cb = new Client({ apiUrl: b.url, apiKey: null });
+  // Observed, not replaced: the call goes on to pg's own query with the same arguments.
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    if (capturing) {
+      const first = args[0] as string | { text?: string } | undefined;
+      const text = typeof first === "string" ? first : first?.text;
+      if (typeof text === "string") captured.push(text);
+    }
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original;
+}, 120_000);
+
+afterAll(async () => {
+  pg.Client.prototype.query = original;
+  await a?.shutdown("test");
+  await b?.shutdown("test");
+  await dropSchema(pool, schema);
+  await pool.end();
+});
+
+const say = (content: string) => ({ messages: [{ role: "user", content }] });
+const runTables = /agent_runs|threadline_run_events/;
+
+/**
+ * The first CTE name of each statement (`seen`: the claim, `mine`: the end), without the timed
+ * event flushes (`base`) that a run longer than 15 ms makes while it runs (H27).
+ */
+function shape(texts: string[]): Array<string | undefined> {
+  return texts.map((t) => /^\s*WITH (\w+)/.exec(t)?.[1]).filter((name) => name !== "base");
+}
+
+async function statementsOf(fn: () => Promise<unknown>): Promise<string[]> {
+  // Let the previous run's end settle (its notice arrives through LISTEN too).
+  await new Promise((r) => setTimeout(r, 100));
+  captured.length = 0;
+  capturing = true;
+  try {
+    await fn();
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    capturing = false;
+  }
+  return captured.splice(0);
+}
+
+describe("a run received on a free thread", () => {
+  it("runs.wait: one statement starts it, one stores its events and ends it, no queue scan, each on its thread", async () => {
+    const thread = await ca.threads.create();
+    await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
+    const texts = await statementsOf(() =>
+      ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } }),
+    );
+    const runs = texts.filter((t) => runTables.test(t));
+    expect(runs.filter((t) => t.startsWith(QUEUE_SCAN))).toEqual([]);
+    expect(shape(runs)).toEqual(["seen", "mine"]);
+    expect(texts.filter((t) => /^\s*(BEGIN|COMMIT)/i.test(t))).toEqual([]);
+    const keyed = new Set(["agent_runs", "agent_threads", "threadline_run_events", "checkpoints"]);
+    for (const t of runs)
+      expect(threadFilterProblems(t, { schema: `"${schema}"`, tables: keyed })).toEqual([]);
+    // The events went with the end: join and resume find every one of them.
+    const [run] = await cb.runs.list(thread.thread_id, { limit: 1 });
+    const { rows } = await pool.query<{ n: number; metadata: number }>(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE event = 'metadata')::int AS metadata
+       FROM "${schema}".threadline_run_events WHERE thread_id = $1 AND run_id = $2`,
+      [thread.thread_id, run!.run_id],
+    );
+    expect(rows[0]!.metadata).toBe(1);
+    expect(rows[0]!.n).toBeGreaterThan(1);
+  });
+
+  it("runs.stream: the same two statements", async () => {
+    const thread = await ca.threads.create();
+    // The first run names the thread's graph (a metadata update, the path that reads the thread).
+    await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
+    const texts = await statementsOf(async () => {
+      for await (const chunk of ca.runs.stream(thread.thread_id, "plain", {
+        input: { count: 1 },
+        streamMode: ["values"],
+      }))
+        void chunk;
+    });
+    const runs = texts.filter((t) => runTables.test(t) && !/^\s*SELECT seq/.test(t));
+    expect(shape(runs)).toEqual(["seen", "mine"]);
+  });
+});
+
+describe("creates racing on one thread from two instances", () => {
+  it("reject: a run is admitted only while nothing else is in flight; every other attempt is 409", async () => {
+    for (let round = 0; round < 8; round++) {
+      const thread = await ca.threads.create();
+      const attempts = [ca, cb, ca, cb, ca, cb].map((c, i) =>
+        i % 3 === 2
+          ? c.runs.create(thread.thread_id, "agent", {
+              input: long(10),
+              streamMode: ["messages-tuple"],
+              multitaskStrategy: "reject",
+            })
+          : c.runs.wait(thread.thread_id, "agent", {
+              input: long(10),
+              multitaskStrategy: "reject",
+            }),
+      );
+      const settled = await Promise.allSettled(attempts);
+      for (const s of settled) if (s.status === "rejected") expect(String(s.reason)).toMatch(/409/);
+      const admitted = settled.filter((s) => s.status === "fulfilled").length;
+      expect(admitted).toBeGreaterThanOrEqual(1);
+      await until(
+        "the admitted runs to end",
+        () => ca.runs.list(thread.thread_id),
+        (runs) => runs.every((r) => r.status === "success"),
+      );
+      // An attempt that came after the first run ended may be admitted too, never before.
+      const { rows } = await pool.query<{ created_at: Date; ended_at: Date }>(
+        `SELECT created_at, ended_at FROM "${schema}".agent_runs
+         WHERE thread_id = $1 ORDER BY created_at`,
+        [thread.thread_id],
+      );
+      expect(rows.length, `round ${round}`).toBe(admitted);
+      for (let i = 1; i < rows.length; i++)
+        expect(rows[i]!.created_at.getTime()).toBeGreaterThanOrEqual(
+          rows[i - 1]!.ended_at.getTime(),
+        );
+    }
+  });
+
+  it("enqueue: every run completes once, one at a time, in a thread that remembers all of them", async () => {
+    const threads = await Promise.all([1, 2, 3].map(() => ca.threads.create()));
+    await Promise.all(
+      threads.flatMap((thread) =>
+        [ca, cb, ca, cb].map((c, i) =>
+          c.runs.wait(thread.thread_id, "agent", {
+            input: say(`message ${i}`),
+            multitaskStrategy: "enqueue",
+          }),
+        ),
+      ),
+    );
+    for (const thread of threads) {
+      const { rows } = await pool.query<{ status: string; started_at: Date; ended_at: Date }>(
+        `SELECT status, started_at, ended_at FROM "${schema}".agent_runs
+         WHERE thread_id = $1 ORDER BY started_at`,
+        [thread.thread_id],
+      );
+      expect(rows.map((r) => r.status)).toEqual(["success", "success", "success", "success"]);
+      for (let i = 1; i < rows.length; i++)
+        expect(rows[i]!.started_at.getTime()).toBeGreaterThanOrEqual(
+          rows[i - 1]!.ended_at.getTime(),
+        );
+      const state = await cb.threads.getState<{ messages: Array<{ content: unknown }> }>(
+        thread.thread_id,
+      );
+      expect(state.values.messages.length).toBe(8);
+      expect((await cb.threads.get(thread.thread_id)).status).toBe("idle");
+    }
+  });
+});
