@@ -146,7 +146,11 @@ WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::te
    * stored a value of the channel (a `DeltaSnapshot` or a pre-delta value), that value (kind 2),
    * which ends the walk for the channel. The same rows the base class's walk reads with one
    * `getTuple` per ancestor. `wanted` is what an ancestor is read for, `remaining` what its
-   * parent is; `depth` orders the rows (1 = the checkpoint's parent).
+   * parent is; `depth` orders the rows (1 = the checkpoint's parent). Every lookup is a LATERAL
+   * probe keyed by the chain row (parent by primary key, writes by checkpoint id, a stored value
+   * by channel and version; LIMIT/OFFSET keep the planner from flattening them): joined plainly,
+   * it scanned the thread's checkpoints and writes once per step, quadratic in the thread's
+   * length (60 steps x 60 rows for a 20-turn thread).
    */
   private deltaHistoryQuery(): string {
     const s = this.s;
@@ -159,31 +163,41 @@ WHERE w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ANY($3::te
       SELECT max(m.checkpoint_id) FROM ${s}.checkpoints m
       WHERE m.thread_id = $1 AND m.checkpoint_ns = $2))
   UNION ALL
-  SELECT p.checkpoint_id, p.parent_checkpoint_id, p.checkpoint -> 'channel_versions', ch.depth + 1,
+  SELECT p.checkpoint_id, p.parent_checkpoint_id, p.versions, ch.depth + 1,
          ch.remaining,
          ARRAY(SELECT r FROM unnest(ch.remaining) AS r WHERE NOT EXISTS (
            SELECT 1 FROM ${s}.checkpoint_blobs x
            WHERE x.thread_id = $1 AND x.checkpoint_ns = $2 AND x.channel = r
-             AND x.version = p.checkpoint -> 'channel_versions' ->> r AND x.type <> 'empty'))
+             AND x.version = p.versions ->> r AND x.type <> 'empty'))
   FROM chain ch
-  JOIN ${s}.checkpoints p
-    ON p.thread_id = $1 AND p.checkpoint_ns = $2 AND p.checkpoint_id = ch.parent_checkpoint_id
+  CROSS JOIN LATERAL (
+    SELECT q.checkpoint_id, q.parent_checkpoint_id, q.checkpoint -> 'channel_versions' AS versions
+    FROM ${s}.checkpoints q
+    WHERE q.thread_id = $1 AND q.checkpoint_ns = $2 AND q.checkpoint_id = ch.parent_checkpoint_id
+    LIMIT 1
+  ) p
   WHERE cardinality(ch.remaining) > 0
 )
 SELECT 1 AS kind, ch.depth, w.task_id, w.channel, w.type, w.task_path, w.idx,${payloadColumns("w")}
 FROM chain ch
-JOIN ${s}.checkpoint_writes w
-  ON w.thread_id = $1 AND w.checkpoint_ns = $2 AND w.checkpoint_id = ch.checkpoint_id
- AND w.channel = ANY(ch.wanted)
+CROSS JOIN LATERAL (
+  SELECT * FROM ${s}.checkpoint_writes x
+  WHERE x.thread_id = $1 AND x.checkpoint_ns = $2 AND x.checkpoint_id = ch.checkpoint_id
+    AND x.channel = ANY(ch.wanted)
+  OFFSET 0
+) w
 WHERE ch.depth > 0
 UNION ALL
 SELECT 2, ch.depth, NULL, b.channel, b.type, NULL, NULL,${payloadColumns("b")}
 FROM chain ch
-JOIN ${s}.checkpoint_blobs b
-  ON b.thread_id = $1 AND b.checkpoint_ns = $2 AND b.channel = ANY(ch.wanted)
- AND NOT (b.channel = ANY(ch.remaining)) AND b.version = ch.versions ->> b.channel
- AND b.type <> 'empty'
-WHERE ch.depth > 0`;
+CROSS JOIN LATERAL unnest(ch.wanted) AS c(channel)
+CROSS JOIN LATERAL (
+  SELECT * FROM ${s}.checkpoint_blobs x
+  WHERE x.thread_id = $1 AND x.checkpoint_ns = $2 AND x.channel = c.channel
+    AND x.version = ch.versions ->> c.channel AND x.type <> 'empty'
+  LIMIT 1
+) b
+WHERE ch.depth > 0 AND NOT (c.channel = ANY(ch.remaining))`;
   }
 
   /**
