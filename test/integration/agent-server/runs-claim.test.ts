@@ -1,5 +1,5 @@
 import { Client } from "@langchain/langgraph-sdk";
-import pg from "pg";
+import { StatementRecorder } from "../../helpers/statements.js";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QUEUE_SCAN } from "../../../src/runs/queue.js";
@@ -24,10 +24,7 @@ let b: RunningService;
 let ca: Client;
 let cb: Client;
 
-const captured: string[] = [];
-let capturing = false;
-// eslint-disable-next-line @typescript-eslint/unbound-method -- restored as is after the file
-const original = pg.Client.prototype.query;
+const recorder = new StatementRecorder();
 
 function start(): Promise<RunningService> {
   // No poll tick during a measured run: the only queue scans would be the ones a run causes.
@@ -50,19 +47,11 @@ beforeAll(async () => {
   b = await start();
   ca = new Client({ apiUrl: a.url, apiKey: null });
   cb = new Client({ apiUrl: b.url, apiKey: null });
-  // Observed, not replaced: the call goes on to pg's own query with the same arguments.
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    if (capturing) {
-      const first = args[0] as string | { text?: string } | undefined;
-      const text = typeof first === "string" ? first : first?.text;
-      if (typeof text === "string") captured.push(text);
-    }
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof original;
+  recorder.install();
 }, 120_000);
 
 afterAll(async () => {
-  pg.Client.prototype.query = original;
+  recorder.uninstall();
   await a?.shutdown("test");
   await b?.shutdown("test");
   await dropSchema(pool, schema);
@@ -83,15 +72,10 @@ function shape(texts: string[]): Array<string | undefined> {
 async function statementsOf(fn: () => Promise<unknown>): Promise<string[]> {
   // Let the previous run's end settle (its notice arrives through LISTEN too).
   await new Promise((r) => setTimeout(r, 100));
-  captured.length = 0;
-  capturing = true;
-  try {
+  return recorder.record(async () => {
     await fn();
     await new Promise((r) => setTimeout(r, 100));
-  } finally {
-    capturing = false;
-  }
-  return captured.splice(0);
+  });
 }
 
 describe("a run received on a free thread", () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { emptyCheckpoint, uuid6, type Checkpoint } from "@langchain/langgraph-checkpoint";
-import pg from "pg";
+import { StatementRecorder } from "../../helpers/statements.js";
 import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { installedSchema, testPool } from "../../helpers/db.js";
 import { QUEUE_SCAN } from "../../../src/runs/queue.js";
@@ -18,10 +18,7 @@ const { admin, schema } = installedSchema("tl_router");
 const quoted = `"${schema}"`;
 
 let threadKeyed: Set<string>;
-const captured: string[] = [];
-let capturing = false;
-// eslint-disable-next-line @typescript-eslint/unbound-method -- restored as is after the file
-const original = pg.Client.prototype.query;
+const recorder = new StatementRecorder();
 
 beforeAll(async () => {
   const { rows } = await admin.query<{ table_name: string }>(
@@ -44,19 +41,11 @@ beforeAll(async () => {
       "threadline_import_journal",
     ]),
   );
-  // Observed, not replaced: the call goes on to pg's own query with the same arguments.
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    if (capturing) {
-      const first = args[0] as string | { text?: string } | undefined;
-      const text = typeof first === "string" ? first : first?.text;
-      if (typeof text === "string") captured.push(text);
-    }
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof original;
+  recorder.install();
 });
 
 afterAll(() => {
-  pg.Client.prototype.query = original;
+  recorder.uninstall();
 });
 
 function checkpoint(values: Record<string, unknown>, versions: Record<string, number>): Checkpoint {
@@ -86,14 +75,7 @@ function problemsOf(texts: string[]): Array<{ statement: string; problems: strin
 }
 
 async function capture(fn: () => Promise<void>): Promise<string[]> {
-  captured.length = 0;
-  capturing = true;
-  try {
-    await fn();
-  } finally {
-    capturing = false;
-  }
-  return threadStatements(captured.splice(0));
+  return threadStatements(await recorder.record(fn));
 }
 
 /** The library hot path: every saver method a LangGraph run calls. */
