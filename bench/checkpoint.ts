@@ -34,6 +34,8 @@ export interface OperationResult {
   vsOfficial?: number;
   vsMemory?: number;
   officialVsMemory?: number;
+  /** Median of per-round ratios threadline/raw floor, where the floor ran in the same rounds. */
+  vsFloor?: number;
 }
 
 export interface CheckpointBenchResult {
@@ -58,6 +60,8 @@ export interface CheckpointBenchResult {
 const CONTENT = (i: number, role: string) => messageText(i, role);
 /** The raw floor's row payload: with its key, a ~0.4 KB row. */
 const FLOOR_ROW = "x".repeat(400);
+/** The name of a raw `pg` floor that takes its turn in an operation's rounds beside the savers. */
+export const FLOOR_IN_ROUNDS = "raw INSERT";
 
 /** A LangGraph-like checkpoint sequence: messages grow by a turn (two messages) per checkpoint. */
 class ThreadScript {
@@ -179,10 +183,10 @@ async function chatRounds(
 }
 
 /** Interleaves savers in rounds; returns samples per saver. */
-async function rounds(
+async function rounds<N extends string>(
   n: number,
-  savers: SaverName[],
-  op: (saver: SaverName, round: number) => Promise<unknown>,
+  savers: readonly N[],
+  op: (saver: N, round: number) => Promise<unknown>,
 ): Promise<Record<string, Sample[]>> {
   const samples: Record<string, Sample[]> = {};
   for (const s of savers) samples[s] = [];
@@ -213,6 +217,8 @@ function summarize(operation: string, samples: Record<string, Sample[]>): Operat
   if (vo !== undefined) result.vsOfficial = vo;
   if (vm !== undefined) result.vsMemory = vm;
   if (om !== undefined) result.officialVsMemory = om;
+  const vf = ratio("threadline", FLOOR_IN_ROUNDS);
+  if (vf !== undefined) result.vsFloor = vf;
   return result;
 }
 
@@ -392,10 +398,17 @@ export async function benchCheckpoints(
     }
     log("read threads built");
 
+    // The raw 0.4 KB INSERT takes its turn in the same rounds, so the putWrites/floor ratio is
+    // per round (same moment, same disk) rather than two p50s from different minutes.
+    const writes = putWritesOp(savers, "read-20", ids20, "");
+    const insertFloor = (r: number) =>
+      pool.query(`INSERT INTO "${oursSchema}".bench_floor VALUES ($1, $2)`, [`pw${r}`, FLOOR_ROW]);
     operations.push(
       summarize(
         "putWrites (2 writes)",
-        await rounds(R, SAVERS, putWritesOp(savers, "read-20", ids20, "")),
+        await rounds(R, [...SAVERS, FLOOR_IN_ROUNDS] as const, (s, r) =>
+          s === FLOOR_IN_ROUNDS ? insertFloor(r) : writes(s, r),
+        ),
       ),
     );
     operations.push(
