@@ -87,10 +87,10 @@ function printCheckpoint(r: CheckpointBenchResult, f: TurnFloorResult): void {
   const op = (name: string) => r.operations.find((o) => o.operation.startsWith(name));
   // The putWrites floor: a raw 0.4 KB INSERT that took its turn in putWrites' own rounds (same
   // pool); the ratio is the median of per-round ratios.
-  const putWritesOp = op("putWrites");
-  const insertMs = putWritesOp?.p50[FLOOR_IN_ROUNDS];
-  const putWritesMs = putWritesOp?.p50.threadline;
-  const putWritesVsInsert = putWritesOp?.vsFloor;
+  const putWrites = op("putWrites");
+  const insertMs = putWrites?.p50[FLOOR_IN_ROUNDS];
+  const putWritesMs = putWrites?.p50.threadline;
+  const putWritesVsInsert = putWrites?.vsFloor;
   const turnFloor = f.ratios["floor/memory"];
   lines.push(
     "",
