@@ -17,77 +17,81 @@ const CHUNK_BYTES = 256 * 1024;
  * Encodes rows in the binary COPY format (`COPY ... FROM STDIN (FORMAT binary)`): the
  * signature, then per row a field count and each field as a length-prefixed value, then -1.
  * Binary rather than text: bytea payloads go as they are instead of doubled into hex, and no
- * value needs escaping. Yields buffers of about {@link CHUNK_BYTES}.
+ * value needs escaping. Yields buffers of about {@link CHUNK_BYTES}. Fields are written straight
+ * into the chunk (one allocation per chunk, not one per field: the per-field buffers were most of
+ * the encoder's time and a good part of the import's garbage).
  */
 export function* encodeBinaryCopy(
   columns: readonly CopyColumn[],
   rows: Iterable<readonly CopyValue[]>,
 ): Generator<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  const push = (b: Buffer) => {
-    parts.push(b);
-    size += b.length;
+  let buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  let pos = 0;
+  // Room for `n` more bytes: a full chunk is handed out first, an oversized field gets its own.
+  const need = function* (n: number): Generator<Buffer, void> {
+    if (pos + n <= buf.length) return;
+    if (pos > 0) yield buf.subarray(0, pos);
+    buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
+    pos = 0;
   };
-  const header = Buffer.alloc(SIGNATURE.length + 8);
-  SIGNATURE.copy(header, 0);
-  push(header); // flags 0, header extension length 0
+  yield* need(SIGNATURE.length + 8);
+  SIGNATURE.copy(buf, 0);
+  buf.fill(0, SIGNATURE.length, SIGNATURE.length + 8); // flags 0, header extension length 0
+  pos = SIGNATURE.length + 8;
   for (const row of rows) {
-    const head = Buffer.allocUnsafe(2);
-    head.writeInt16BE(columns.length, 0);
-    push(head);
-    for (let i = 0; i < columns.length; i++) push(field(columns[i]!, row[i] ?? null));
-    if (size >= CHUNK_BYTES) {
-      yield Buffer.concat(parts, size);
-      parts.length = 0;
-      size = 0;
+    yield* need(2);
+    buf.writeInt16BE(columns.length, pos);
+    pos += 2;
+    for (let i = 0; i < columns.length; i++) {
+      const value = row[i] ?? null;
+      if (value === null) {
+        yield* need(4);
+        buf.writeInt32BE(-1, pos);
+        pos += 4;
+        continue;
+      }
+      switch (columns[i]!) {
+        case "int4":
+          yield* need(8);
+          buf.writeInt32BE(4, pos);
+          buf.writeInt32BE(Number(value), pos + 4);
+          pos += 8;
+          break;
+        case "bytea": {
+          const bytes = value instanceof Uint8Array ? value : Buffer.from(String(value), "utf8");
+          yield* need(4 + bytes.length);
+          buf.writeInt32BE(bytes.length, pos);
+          buf.set(bytes, pos + 4);
+          pos += 4 + bytes.length;
+          break;
+        }
+        case "jsonb": {
+          // jsonb's binary form: a version byte (1), then the JSON text.
+          const text = String(value);
+          const len = Buffer.byteLength(text, "utf8");
+          yield* need(5 + len);
+          buf.writeInt32BE(len + 1, pos);
+          buf[pos + 4] = 1;
+          buf.write(text, pos + 5, "utf8");
+          pos += 5 + len;
+          break;
+        }
+        case "text": {
+          const text = String(value);
+          const len = Buffer.byteLength(text, "utf8");
+          yield* need(4 + len);
+          buf.writeInt32BE(len, pos);
+          buf.write(text, pos + 4, "utf8");
+          pos += 4 + len;
+          break;
+        }
+      }
     }
   }
-  const trailer = Buffer.allocUnsafe(2);
-  trailer.writeInt16BE(-1, 0);
-  push(trailer);
-  yield Buffer.concat(parts, size);
-}
-
-function field(type: CopyColumn, value: CopyValue): Buffer {
-  if (value === null) {
-    const b = Buffer.allocUnsafe(4);
-    b.writeInt32BE(-1, 0);
-    return b;
-  }
-  switch (type) {
-    case "int4": {
-      const b = Buffer.allocUnsafe(8);
-      b.writeInt32BE(4, 0);
-      b.writeInt32BE(Number(value), 4);
-      return b;
-    }
-    case "bytea": {
-      const bytes = value instanceof Uint8Array ? value : Buffer.from(String(value), "utf8");
-      const b = Buffer.allocUnsafe(4 + bytes.length);
-      b.writeInt32BE(bytes.length, 0);
-      b.set(bytes, 4);
-      return b;
-    }
-    case "jsonb": {
-      // jsonb's binary form: a version byte (1), then the JSON text.
-      const text = String(value);
-      const len = Buffer.byteLength(text, "utf8");
-      const b = Buffer.allocUnsafe(5 + len);
-      b.writeInt32BE(len + 1, 0);
-      b[4] = 1;
-      b.write(text, 5, "utf8");
-      return b;
-    }
-    case "text": {
-      const text = String(value);
-      const len = Buffer.byteLength(text, "utf8");
-      const b = Buffer.allocUnsafe(4 + len);
-      b.writeInt32BE(len, 0);
-      b.write(text, 4, "utf8");
-      return b;
-    }
-  }
+  yield* need(2);
+  buf.writeInt16BE(-1, pos);
+  pos += 2;
+  yield buf.subarray(0, pos);
 }
 
 /**
