@@ -5,16 +5,12 @@
  *
  *   node --import tsx bench/load.ts [--quick] [--base-url http://host:8787]
  */
+import { type ChildProcess, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { type BaseCheckpointSaver, MemorySaver } from "@langchain/langgraph-checkpoint";
-import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { configSchema } from "../src/config/schema.js";
-import { createChatModel } from "../src/graphs/chat/models.js";
-import { createApp } from "../src/http/app.js";
 import { startService, type RunningService } from "../src/service/composition-root.js";
 
 /** Options of {@link benchLoad}. */
@@ -157,6 +153,9 @@ function summarize(
   };
 }
 
+/** A service under test in the side-by-side load benchmark. */
+export type LoadSide = "threadline" | "memory" | "official";
+
 /** The same service on three checkpointers, as {@link benchLoadSideBySide} measured them. */
 export interface BenchLoadSideBySideResult {
   threadline: BenchLoadResult;
@@ -166,66 +165,108 @@ export interface BenchLoadSideBySideResult {
   ratios: { "threadline/memory": number; "threadline/official": number };
 }
 
+const CHILD = fileURLToPath(new URL("./load-child.ts", import.meta.url));
+
+/** A forked bench/load-child.ts and its next IPC message. */
+interface Child {
+  process: ChildProcess;
+  next: <T>() => Promise<T>;
+  stop: () => Promise<void>;
+}
+
+function forkChild(args: string[], profile: boolean): Child {
+  const execArgv = ["--import", "tsx"];
+  if (profile) execArgv.push("--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`);
+  const child = fork(CHILD, args, { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const next = <T>() =>
+    new Promise<T>((resolve, reject) => {
+      const onExit = (code: number | null) =>
+        reject(new Error(`bench/load-child.ts ${args.join(" ")} exited (${String(code)})`));
+      child.once("exit", onExit);
+      child.once("message", (message) => {
+        child.off("exit", onExit);
+        resolve(message as T);
+      });
+    });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.send({ type: "stop" });
+    await exited;
+  };
+  return { process: child, next, stop };
+}
+
+/** Where `profile: true` writes the children's `--cpu-prof` files (git-ignored). */
+export const PROFILE_DIR = ".prof";
+
 /**
  * The HTTP load side by side: the service as `threadline serve` runs it (PostgresCheckpointer
  * behind the fallback), the same app (`createApp`, same routes, offline model) on MemorySaver,
- * and on the official PostgresSaver, all in this process. Rounds interleave the three (a few
- * seconds each, 50 concurrent streaming chats on new threads), so load on the machine falls on
- * each alike; throughput is summed over the rounds.
+ * and on the official PostgresSaver. Each service and the load generator (the HTTP clients) run
+ * in a child process of their own (decision H31), so the side being measured has a process to
+ * itself and competes with the clients only for cores, as a deployed service would. Rounds
+ * interleave the three (a few seconds each, 50 concurrent streaming chats on new threads), so
+ * load on the machine falls on each alike; throughput is summed over the rounds.
  */
 export async function benchLoadSideBySide(options: {
   quick: boolean;
   databaseUrl?: string;
   concurrency?: number;
+  /** Rounds and their length; default 2 x 1.5 s quick, 5 x 6 s otherwise. */
+  rounds?: number;
+  roundMs?: number;
+  /** Run the service children under `--cpu-prof`, profiles in {@link PROFILE_DIR}. */
+  profile?: boolean;
 }): Promise<BenchLoadSideBySideResult> {
   const concurrency = options.concurrency ?? 50;
   const databaseUrl =
     options.databaseUrl ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-  const rounds = options.quick ? 2 : 5;
-  const roundMs = options.quick ? 1_500 : 6_000;
+  const rounds = options.rounds ?? (options.quick ? 2 : 5);
+  const roundMs = options.roundMs ?? (options.quick ? 1_500 : 6_000);
+  const profile = options.profile ?? false;
   const tag = randomUUID().slice(0, 8);
-  const schemas = { threadline: `bench_load_tl_${tag}`, official: `bench_load_off_${tag}` };
-  const config = configSchema.parse({
-    database: { url: databaseUrl, schema: schemas.threadline, pool: { size: 20 } },
-    server: { port: 0, host: "127.0.0.1", rateLimit: { max: 1_000_000 } },
-    cleanup: { enabled: false },
-    log: { level: "silent" },
-  });
-  const { model } = createChatModel(config.model);
-  const officialPool = new pg.Pool({ connectionString: databaseUrl, max: 20 });
-  const official = new PostgresSaver(officialPool, undefined, { schema: schemas.official });
-  await official.setup();
-  const threadline = await startService(config, { cleanup: false });
-  const servers: Server[] = [];
-  const serve = async (checkpointer: BaseCheckpointSaver): Promise<string> => {
-    const app = createApp({ config, checkpointer, model, webRoot: false });
-    const server = app.listen(0, "127.0.0.1");
-    servers.push(server);
-    await once(server, "listening");
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
-  const urls = {
-    threadline: threadline.url,
-    memory: await serve(new MemorySaver()),
-    official: await serve(official),
-  };
   const sides = ["threadline", "memory", "official"] as const;
+  const schemas: Record<LoadSide, string> = {
+    threadline: `bench_load_tl_${tag}`,
+    memory: `bench_load_mem_${tag}`,
+    official: `bench_load_off_${tag}`,
+  };
+  const children: Child[] = [];
   const acc = Object.fromEntries(
     sides.map((s) => [
       s,
       { elapsed: 0, latencies: [] as number[], errors: 0, samples: [] as string[] },
     ]),
   ) as Record<
-    (typeof sides)[number],
+    LoadSide,
     { elapsed: number; latencies: number[]; errors: number; samples: string[] }
   >;
   try {
+    const urls = {} as Record<LoadSide, string>;
+    // One at a time: three services migrating and warming up at once would only slow each other.
+    for (const side of sides) {
+      const child = forkChild(["serve", side, databaseUrl, schemas[side]], profile);
+      children.push(child);
+      urls[side] = (await child.next<{ url: string }>()).url;
+    }
+    const driver = forkChild(["drive"], false);
+    children.push(driver);
+    await driver.next<{ ready: true }>();
+    type Raw = Awaited<ReturnType<typeof driveLoadRaw>>;
+    const drive = async (url: string, durationMs: number): Promise<Raw> => {
+      const answer = driver.next<Raw>();
+      driver.process.send({ type: "drive", url, concurrency, durationMs });
+      return answer;
+    };
+    // A short warm-up of each side (JIT, pools, prepared statements), not counted.
+    for (const side of sides) await drive(urls[side], Math.min(500, roundMs));
     for (let r = 0; r < rounds; r++) {
       // Rotate who goes first, so no side always follows the same one.
       for (let i = 0; i < sides.length; i++) {
         const side = sides[(i + r) % sides.length]!;
         const t0 = performance.now();
-        const result = await driveLoadRaw(urls[side], concurrency, roundMs);
+        const result = await drive(urls[side], roundMs);
         const a = acc[side];
         a.elapsed += performance.now() - t0;
         a.latencies.push(...result.latencies);
@@ -234,21 +275,15 @@ export async function benchLoadSideBySide(options: {
       }
     }
   } finally {
-    for (const server of servers) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-    await threadline.shutdown("bench done");
-    await officialPool.end();
-    await dropSchema(databaseUrl, schemas.threadline);
-    await dropSchema(databaseUrl, schemas.official);
+    await Promise.all(children.map((c) => c.stop()));
+    for (const side of sides) await dropSchema(databaseUrl, schemas[side]);
   }
   const out = Object.fromEntries(
     sides.map((s) => [
       s,
       summarize(concurrency, acc[s].elapsed, acc[s].latencies, acc[s].errors, acc[s].samples),
     ]),
-  ) as Record<(typeof sides)[number], BenchLoadResult>;
+  ) as Record<LoadSide, BenchLoadResult>;
   const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : 0);
   return {
     ...out,
@@ -260,7 +295,7 @@ export async function benchLoadSideBySide(options: {
 }
 
 /** The turns' latencies and errors of {@link driveLoad}, for accumulating rounds. */
-async function driveLoadRaw(
+export async function driveLoadRaw(
   baseUrl: string,
   concurrency: number,
   durationMs: number,
@@ -290,6 +325,15 @@ async function driveLoadRaw(
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
+  if (args.includes("--side-by-side")) {
+    // `--profile`: the service children under --cpu-prof (profiles in .prof/).
+    const result = await benchLoadSideBySide({
+      quick: args.includes("--quick"),
+      profile: args.includes("--profile"),
+    });
+    console.log(JSON.stringify(result, null, 2));
+    process.exit(0);
+  }
   const at = args.indexOf("--base-url");
   const result = await benchLoad({
     quick: args.includes("--quick"),
