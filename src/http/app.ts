@@ -33,6 +33,7 @@ import { ThreadlineError } from "../errors.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { createApiKeyAuth, identify, principalOf, requireApiKey } from "./auth.js";
 import { chatRoutes } from "./chat.js";
+import { TurnReadReuse } from "./turn-read.js";
 import type { ServiceState } from "./service-state.js";
 import { corsMiddleware } from "./cors.js";
 import { describeError, errorMiddleware } from "./errors.js";
@@ -161,7 +162,8 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     ...(db ? { poolStats: () => db.stats() } : {}),
     ...(fallbackStatus ? { fallbackStatus } : {}),
   });
-  const checkpointer = new InstrumentedCheckpointer(deps.checkpointer, metrics);
+  // Metrics inside the read reuse: they count the reads that reach the saver.
+  const checkpointer = new TurnReadReuse(new InstrumentedCheckpointer(deps.checkpointer, metrics));
   const graph = buildChatGraph({
     checkpointer,
     model: deps.model,
@@ -295,6 +297,7 @@ export function createApp(deps: AppDeps): ThreadlineApp {
     chatRoutes({
       graphs,
       checkpointer,
+      turnReads: checkpointer,
       ...(owners ? { owners } : {}),
       state,
       metrics,

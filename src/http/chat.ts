@@ -14,6 +14,7 @@ import { CHAT_STREAM_MODES, ChatStreamTranslator } from "./chat-stream.js";
 import { describeZodError, graphSelectorSchema, parseChatBody, threadIdSchema } from "./schemas.js";
 import type { ActiveStream, ServiceState } from "./service-state.js";
 import { UIMessageStreamResponse } from "./sse.js";
+import type { TurnReadReuse } from "./turn-read.js";
 import { stateMessages, toUIMessages, turnInput } from "./ui-messages.js";
 
 // In a module of their own so that declarations needing them do not reach the AI SDK's types.
@@ -29,6 +30,11 @@ export interface ChatRoutesDeps {
   graphs: GraphRegistry;
   /** The graph's checkpointer, for deleting threads. */
   checkpointer: BaseCheckpointSaver;
+  /**
+   * When the graphs' checkpointer is (or sits behind) this wrapper, a turn's graph reuses the
+   * route's read of the thread instead of reading it again (decision H32).
+   */
+  turnReads?: TurnReadReuse;
   /** Present when API keys are configured: threads then belong to the key that created them. */
   owners?: ThreadOwners;
   state: ServiceState;
@@ -112,11 +118,14 @@ export function chatRoutes(deps: ChatRoutesDeps): Router {
     await authorize(res, threadId, true);
 
     const release = await locks.acquire(threadId);
-    try {
+    const turn = async () => {
       const config = { configurable: { thread_id: threadId } };
       const snapshot = await graph.getState(config);
       const input = turnInput(stateMessages(snapshot.values), request);
       await streamTurn(req, res, graph, threadId, input, started);
+    };
+    try {
+      await (deps.turnReads ? deps.turnReads.run(threadId, turn) : turn());
     } finally {
       release();
     }

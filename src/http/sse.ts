@@ -15,6 +15,7 @@ export class UIMessageStreamResponse {
   private closed = false;
   private keepAlive: NodeJS.Timeout | undefined;
   private opened = false;
+  private corked = false;
 
   constructor(private readonly res: Response) {
     res.once("close", () => {
@@ -34,7 +35,8 @@ export class UIMessageStreamResponse {
     res.status(200);
     for (const [name, value] of Object.entries(UI_MESSAGE_STREAM_HEADERS))
       res.setHeader(name, value);
-    res.flushHeaders();
+    // No flushHeaders(): start() is called for the first chunk, which follows at once; Node
+    // sends the headers with that chunk in one write instead of two.
     this.keepAlive = setInterval(() => {
       if (!this.closed) res.write(": keep-alive\n\n");
     }, KEEP_ALIVE_MS);
@@ -51,10 +53,24 @@ export class UIMessageStreamResponse {
     return !this.closed && !this.res.writableEnded;
   }
 
-  /** Sends one chunk (starting the stream if needed), waiting for a slow client to drain. */
+  /**
+   * Sends one chunk (starting the stream if needed), waiting for a slow client to drain. Chunks
+   * sent in the same tick leave in one socket write: the first corks the response and the
+   * uncork is queued with `process.nextTick`, which runs once the current burst of promise
+   * callbacks (a model that yields several tokens without waiting on I/O) has run. A token that
+   * arrives on its own I/O event, as a real model's do, leaves as soon as that event is done.
+   */
   async send(chunk: UIMessageChunk): Promise<void> {
     this.start();
     if (!this.open) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.res.uncork();
+      });
+    }
     if (!this.res.write(`data: ${JSON.stringify(chunk)}\n\n`)) {
       await Promise.race([once(this.res, "drain"), once(this.res, "close")]);
     }
