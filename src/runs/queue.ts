@@ -21,6 +21,13 @@ import type { Json, RunStatus, ThreadStatus } from "./threads.js";
  *
  * The thread row mirrors it: `busy` with `busy_run_id` and a lease while a run is running (the
  * TTL sweep skips leased threads), back to idle | interrupted | error when it ends.
+ *
+ * LOCK_ORDER: every statement or transaction that locks a thread's row and rows of its runs
+ * takes the thread's first (create, startOnFreeThread, cancel, claim, heartbeat, finish, reap,
+ * and since migration 0016 the thread deletes), so no two of them can deadlock (decision H34).
+ * The reaper locks threads with SKIP LOCKED (a busy thread waits for its next pass); the claim
+ * waits for the thread, holding no run. Within one statement a CTE runs when a later one reads
+ * it, so each run lock is taken by a step that joins (or reads) the thread's lock.
  */
 
 /** The terminal run statuses. */
@@ -85,6 +92,9 @@ export interface RunNotice {
  * cancel by status): multi-shard by design on Citus (decision H24), unlike every other statement.
  */
 export const QUEUE_SCAN = "/* threadline: queue scan */";
+
+/** How often a claim that lost its candidate to another worker looks again. */
+const CLAIM_ATTEMPTS = 5;
 
 /** The LISTEN/NOTIFY channel of every schema (the payload names the schema). */
 export const RUNS_CHANNEL = "threadline_runs";
@@ -387,17 +397,22 @@ export class RunQueue {
   ): Promise<string[]> {
     const { rows } = await this.query<{ run_id: string; status: RunStatus }>(
       "cancelling runs",
-      `WITH target AS (
+      `WITH locked AS (
+         -- The thread first, then its runs (LOCK_ORDER); a no-op inside create, which holds it.
+         SELECT 1 FROM ${this.s}.agent_threads WHERE thread_id = $1 FOR NO KEY UPDATE
+       ), target AS (
          SELECT run_id, status FROM ${this.s}.agent_runs
          WHERE thread_id = $1 AND run_id = ANY ($2::uuid[])
        ), ended AS (
          UPDATE ${this.s}.agent_runs r SET status = 'interrupted', ended_at = now(), updated_at = now()
+         FROM locked
          WHERE r.thread_id = $1 AND r.run_id = ANY ($2::uuid[]) AND r.status = 'pending' AND $3 = 'interrupt'
        ), removed AS (
-         DELETE FROM ${this.s}.agent_runs r
+         DELETE FROM ${this.s}.agent_runs r USING locked
          WHERE r.thread_id = $1 AND r.run_id = ANY ($2::uuid[]) AND r.status = 'pending' AND $3 = 'rollback'
        ), asked AS (
          UPDATE ${this.s}.agent_runs r SET cancel_action = $3, updated_at = now()
+         FROM locked
          WHERE r.thread_id = $1 AND r.run_id = ANY ($2::uuid[]) AND r.status = 'running'
        )
        SELECT run_id, status FROM target`,
@@ -445,7 +460,13 @@ export class RunQueue {
   /**
    * Claims the oldest pending run of a thread with no running run (one given run when
    * `target` is set), marks it running for `workerId` and its thread busy with a lease of
-   * `staleAfterMs`. Undefined when nothing is claimable (or another worker won the race).
+   * `staleAfterMs`. Undefined when nothing is claimable.
+   *
+   * The statement picks its candidate without a lock, then waits for the thread's row (held only
+   * for a statement or a create's short transaction) before it updates the run (LOCK_ORDER).
+   * Another worker that took the same candidate meanwhile leaves the UPDATE nothing to match
+   * (it re-checks `pending` on the newest version): that lost race is retried with a fresh
+   * snapshot, which passes over the thread now running.
    */
   async claim(
     workerId: string,
@@ -458,11 +479,9 @@ export class RunQueue {
       params.push(target.threadId, target.runId);
       only = "AND r.thread_id = $3 AND r.run_id = $4";
     }
-    try {
-      const { rows } = await this.sql.query<DbRow>(
-        this.pool,
-        `${QUEUE_SCAN} WITH candidate AS (
+    const text = `${QUEUE_SCAN} WITH candidate AS (
            SELECT r.thread_id, r.run_id FROM ${this.s}.agent_runs r
+           JOIN ${this.s}.agent_threads t ON t.thread_id = r.thread_id
            WHERE r.status = 'pending' ${only}
              AND NOT EXISTS (SELECT 1 FROM ${this.s}.agent_runs b
                              WHERE b.thread_id = r.thread_id AND b.status = 'running')
@@ -471,7 +490,7 @@ export class RunQueue {
                                AND (e.created_at, e.run_id) < (r.created_at, r.run_id))
            ORDER BY r.created_at, r.run_id
            LIMIT 1
-           FOR UPDATE SKIP LOCKED
+           FOR NO KEY UPDATE OF t
          ), claimed AS (
            UPDATE ${this.s}.agent_runs r SET status = 'running', worker_id = $1,
              started_at = clock_timestamp(), heartbeat_at = now(), updated_at = now()
@@ -483,10 +502,18 @@ export class RunQueue {
              lease_until = now() + make_interval(secs => $2::double precision), updated_at = now()
            FROM claimed WHERE t.thread_id = claimed.thread_id
          )
-         SELECT ${COLUMNS} FROM claimed`,
-        params,
-      );
-      return rows[0] ? toRow(rows[0]) : undefined;
+         SELECT (SELECT count(*) FROM candidate)::int AS candidates, claimed.*
+         FROM (SELECT 1) AS one LEFT JOIN claimed ON true`;
+    try {
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+        const { rows } = await this.sql.query<
+          { candidates: number } & { [K in keyof DbRow]: DbRow[K] | null }
+        >(this.pool, text, params);
+        const row = rows[0];
+        if (row?.run_id) return toRow(row as DbRow);
+        if (!row || row.candidates === 0) return undefined;
+      }
+      return undefined;
     } catch (err) {
       // Two claims of different runs of one thread: the unique index lets one through.
       if ((err as { code?: string }).code === "23505") return undefined;
@@ -506,10 +533,14 @@ export class RunQueue {
   ): Promise<CancelAction | null | "lost"> {
     const { rows } = await this.query<{ cancel_action: CancelAction | null }>(
       "renewing a run heartbeat",
-      `WITH beat AS (
-         UPDATE ${this.s}.agent_runs SET heartbeat_at = now()
-         WHERE thread_id = $1 AND run_id = $2 AND status = 'running' AND worker_id = $3
-         RETURNING cancel_action
+      `WITH locked AS (
+         SELECT 1 FROM ${this.s}.agent_threads WHERE thread_id = $1 FOR NO KEY UPDATE
+       ), beat AS (
+         -- Through locked: the thread's lock comes before the run's (LOCK_ORDER).
+         UPDATE ${this.s}.agent_runs r SET heartbeat_at = now()
+         FROM locked
+         WHERE r.thread_id = $1 AND r.run_id = $2 AND r.status = 'running' AND r.worker_id = $3
+         RETURNING r.cancel_action
        ), lease AS (
          UPDATE ${this.s}.agent_threads
          SET lease_until = now() + make_interval(secs => $4::double precision)
@@ -543,14 +574,15 @@ export class RunQueue {
   ): Promise<{ ours: boolean; pending: boolean }> {
     const { rows } = await this.query<{ ok: boolean; pending: boolean }>(
       "ending a run",
-      `WITH mine AS (
-         SELECT run_id FROM ${this.s}.agent_runs
-         WHERE thread_id = $1 AND run_id = $2 AND status = 'running' AND worker_id = $3
-         FOR UPDATE
-       ), seen AS (
+      `WITH seen AS (
          SELECT xmin::text AS v FROM ${this.s}.agent_threads WHERE thread_id = $1
        ), locked AS (
          SELECT xmin::text AS v FROM ${this.s}.agent_threads WHERE thread_id = $1 FOR UPDATE
+       ), mine AS (
+         -- Joined with locked: the run's lock is taken after the thread's (LOCK_ORDER).
+         SELECT r.run_id FROM ${this.s}.agent_runs r, locked
+         WHERE r.thread_id = $1 AND r.run_id = $2 AND r.status = 'running' AND r.worker_id = $3
+         FOR NO KEY UPDATE OF r
        ), logged AS (
          INSERT INTO ${this.s}.threadline_run_events (thread_id, run_id, seq, event, data)
          SELECT $1, mine.run_id, $12::integer + e.ord - 1, e.event, e.data
@@ -655,16 +687,22 @@ export class RunQueue {
     const { rows } = await this.query<{ thread_id: string; run_id: string }>(
       "ending runs of dead workers",
       `${QUEUE_SCAN} WITH dead AS (
-         SELECT thread_id, run_id FROM ${this.s}.agent_runs
-         WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::double precision)
+         -- Locks the threads (skipping busy ones), so the runs' locks come after (LOCK_ORDER);
+         -- the UPDATE re-checks the heartbeat on the run's newest version.
+         SELECT r.thread_id, r.run_id FROM ${this.s}.agent_runs r
+         JOIN ${this.s}.agent_threads t ON t.thread_id = r.thread_id
+         WHERE r.status = 'running'
+           AND r.heartbeat_at < now() - make_interval(secs => $1::double precision)
          LIMIT 100
-         FOR UPDATE SKIP LOCKED
+         FOR NO KEY UPDATE OF t SKIP LOCKED
        ), ended AS (
          UPDATE ${this.s}.agent_runs r SET status = 'error', ended_at = clock_timestamp(),
            updated_at = now(),
            error = jsonb_build_object('error', 'WorkerLost',
              'message', 'the instance executing this run stopped answering (no heartbeat for runs.staleAfter)')
          FROM dead WHERE r.thread_id = dead.thread_id AND r.run_id = dead.run_id
+           AND r.status = 'running'
+           AND r.heartbeat_at < now() - make_interval(secs => $1::double precision)
          RETURNING r.thread_id, r.run_id
        ), freed AS (
          UPDATE ${this.s}.agent_threads t SET status = 'error', busy_run_id = NULL,

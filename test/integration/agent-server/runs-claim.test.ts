@@ -62,11 +62,23 @@ const say = (content: string) => ({ messages: [{ role: "user", content }] });
 const runTables = /agent_runs|threadline_run_events/;
 
 /**
- * The first CTE name of each statement (`seen`: the claim, `mine`: the end), without the timed
- * event flushes (`base`) that a run longer than 15 ms makes while it runs (H27).
+ * What each statement is (`start`: the one-statement claim, `end`: the end, else its first CTE
+ * name), without the timed event flushes (`base`) that a run longer than 15 ms makes while it
+ * runs (H27).
  */
 function shape(texts: string[]): Array<string | undefined> {
-  return texts.map((t) => /^\s*WITH (\w+)/.exec(t)?.[1]).filter((name) => name !== "base");
+  return texts
+    .map((t) => /^\s*WITH (\w+)/.exec(t)?.[1])
+    .map((first, i) =>
+      first === "base"
+        ? first
+        : /\bmine AS \(/.test(texts[i]!)
+          ? "end"
+          : /\bins AS \(/.test(texts[i]!)
+            ? "start"
+            : first,
+    )
+    .filter((name) => name !== "base");
 }
 
 async function statementsOf(fn: () => Promise<unknown>): Promise<string[]> {
@@ -87,7 +99,7 @@ describe("a run received on a free thread", () => {
     );
     const runs = texts.filter((t) => runTables.test(t));
     expect(runs.filter((t) => t.startsWith(QUEUE_SCAN))).toEqual([]);
-    expect(shape(runs)).toEqual(["seen", "mine"]);
+    expect(shape(runs)).toEqual(["start", "end"]);
     expect(texts.filter((t) => /^\s*(BEGIN|COMMIT)/i.test(t))).toEqual([]);
     const keyed = new Set(["agent_runs", "agent_threads", "threadline_run_events", "checkpoints"]);
     for (const t of runs)
@@ -115,7 +127,7 @@ describe("a run received on a free thread", () => {
         void chunk;
     });
     const runs = texts.filter((t) => runTables.test(t) && !/^\s*SELECT seq/.test(t));
-    expect(shape(runs)).toEqual(["seen", "mine"]);
+    expect(shape(runs)).toEqual(["start", "end"]);
   });
 });
 
