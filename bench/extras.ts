@@ -116,6 +116,7 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     }
     out.push(
       `HTTP load throughput: Threadline ${fmt(r.ratios["threadline/memory"], 2)}x the same service on MemorySaver, ${fmt(r.ratios["threadline/official"], 2)}x on the official saver`,
+      `HTTP load, CPU of the service process per turn: Threadline ${fmt(r.cpuMsPerTurn.threadline, 2)} ms, MemorySaver ${fmt(r.cpuMsPerTurn.memory, 2)} ms, official ${fmt(r.cpuMsPerTurn.official, 2)} ms (informational; throughput of a CPU-bound service is its inverse)`,
     );
     targets.push(
       {

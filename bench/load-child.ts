@@ -5,8 +5,9 @@
  * being measured. Forked by {@link benchLoadSideBySide} with `--import tsx`; talks over IPC.
  *
  *   serve <threadline|memory|official> <databaseUrl> <schema>
- *     starts the service on that side on a free loopback port, sends `{ url }`, and shuts down
- *     and exits on `{ type: "stop" }`.
+ *     starts the service on that side on a free loopback port, sends `{ url }`, answers
+ *     `{ type: "cpu" }` with its `process.cpuUsage()`, and shuts down and exits on
+ *     `{ type: "stop" }`.
  *   drive
  *     answers each `{ type: "drive", url, concurrency, durationMs }` with the
  *     {@link driveLoadRaw} result of that round; exits on `{ type: "stop" }`.
@@ -25,7 +26,9 @@ import { driveLoadRaw, type LoadSide } from "./load.js";
 
 /** A message from the parent. */
 type Command =
-  { type: "stop" } | { type: "drive"; url: string; concurrency: number; durationMs: number };
+  | { type: "stop" }
+  | { type: "cpu" }
+  | { type: "drive"; url: string; concurrency: number; durationMs: number };
 
 function reply(message: unknown): void {
   process.send?.(message);
@@ -75,6 +78,10 @@ const [role, side, databaseUrl, schema] = process.argv.slice(2);
 if (role === "serve") {
   const running = await serve(side as LoadSide, databaseUrl!, schema!);
   process.on("message", (command: Command) => {
+    if (command.type === "cpu") {
+      reply({ cpu: process.cpuUsage() });
+      return;
+    }
     if (command.type !== "stop") return;
     void running.stop().finally(() => process.disconnect());
   });
@@ -85,6 +92,7 @@ if (role === "serve") {
       process.disconnect();
       return;
     }
+    if (command.type !== "drive") return;
     void driveLoadRaw(command.url, command.concurrency, command.durationMs).then(reply);
   });
   reply({ ready: true });

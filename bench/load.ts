@@ -163,6 +163,11 @@ export interface BenchLoadSideBySideResult {
   official: BenchLoadResult;
   /** Throughput ratios (turns per second). */
   ratios: { "threadline/memory": number; "threadline/official": number };
+  /**
+   * CPU time (user + system) each service process spent per turn during the measured rounds,
+   * in ms. Less sensitive to other load on the machine than throughput, which is wall-clock.
+   */
+  cpuMsPerTurn: Record<LoadSide, number>;
 }
 
 const CHILD = fileURLToPath(new URL("./load-child.ts", import.meta.url));
@@ -233,6 +238,14 @@ export async function benchLoadSideBySide(options: {
     official: `bench_load_off_${tag}`,
   };
   const children: Child[] = [];
+  const services = {} as Record<LoadSide, Child>;
+  const cpuMs: Record<LoadSide, number> = { threadline: 0, memory: 0, official: 0 };
+  const cpuOf = async (side: LoadSide): Promise<number> => {
+    const answer = services[side].next<{ cpu: NodeJS.CpuUsage }>();
+    services[side].process.send({ type: "cpu" });
+    const { cpu } = await answer;
+    return (cpu.user + cpu.system) / 1000;
+  };
   const acc = Object.fromEntries(
     sides.map((s) => [
       s,
@@ -248,6 +261,7 @@ export async function benchLoadSideBySide(options: {
     for (const side of sides) {
       const child = forkChild(["serve", side, databaseUrl, schemas[side]], profile);
       children.push(child);
+      services[side] = child;
       urls[side] = (await child.next<{ url: string }>()).url;
     }
     const driver = forkChild(["drive"], false);
@@ -265,10 +279,12 @@ export async function benchLoadSideBySide(options: {
       // Rotate who goes first, so no side always follows the same one.
       for (let i = 0; i < sides.length; i++) {
         const side = sides[(i + r) % sides.length]!;
+        const cpu0 = await cpuOf(side);
         const t0 = performance.now();
         const result = await drive(urls[side], roundMs);
         const a = acc[side];
         a.elapsed += performance.now() - t0;
+        cpuMs[side] += (await cpuOf(side)) - cpu0;
         a.latencies.push(...result.latencies);
         a.errors += result.errors;
         a.samples.push(...result.samples.slice(0, 5 - a.samples.length));
@@ -291,6 +307,12 @@ export async function benchLoadSideBySide(options: {
       "threadline/memory": ratio(out.threadline.turnsPerSecond, out.memory.turnsPerSecond),
       "threadline/official": ratio(out.threadline.turnsPerSecond, out.official.turnsPerSecond),
     },
+    cpuMsPerTurn: Object.fromEntries(
+      sides.map((s) => [
+        s,
+        out[s].turns > 0 ? Math.round((cpuMs[s] / out[s].turns) * 100) / 100 : 0,
+      ]),
+    ) as Record<LoadSide, number>,
   };
 }
 
