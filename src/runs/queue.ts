@@ -224,6 +224,11 @@ export class RunQueue {
     strategy: MultitaskStrategy;
     /** Claim the run for this worker at once when the thread has nothing in flight. */
     claimBy?: { workerId: string; staleAfterMs: number } | undefined;
+    /**
+     * Not claimable before this many seconds from now (`after_seconds`): its `created_at` is
+     * set that far ahead, and the claim only takes runs whose `created_at` has passed.
+     */
+    afterSeconds?: number;
   }): Promise<{ run: RunRow; cancelled: string[] }> {
     let client: pg.PoolClient;
     try {
@@ -271,7 +276,9 @@ export class RunQueue {
            (thread_id, run_id, assistant_id, status, metadata, kwargs, multitask_strategy,
             created_at, updated_at, worker_id, started_at, heartbeat_at)
          VALUES ($1, $2, $3, CASE WHEN $7::text IS NULL THEN 'pending' ELSE 'running' END,
-                 $4::jsonb, $5::jsonb, $6, clock_timestamp(), clock_timestamp(), $7::text,
+                 $4::jsonb, $5::jsonb, $6,
+                 clock_timestamp() + make_interval(secs => $8::double precision),
+                 clock_timestamp(), $7::text,
                  CASE WHEN $7::text IS NULL THEN NULL ELSE clock_timestamp() END,
                  CASE WHEN $7::text IS NULL THEN NULL ELSE now() END)
          RETURNING ${COLUMNS}`,
@@ -283,6 +290,7 @@ export class RunQueue {
           JSON.stringify(input.kwargs),
           input.strategy,
           claim?.workerId ?? null,
+          input.afterSeconds ?? 0,
         ],
         client,
       );
@@ -482,7 +490,7 @@ export class RunQueue {
     const text = `${QUEUE_SCAN} WITH candidate AS (
            SELECT r.thread_id, r.run_id FROM ${this.s}.agent_runs r
            JOIN ${this.s}.agent_threads t ON t.thread_id = r.thread_id
-           WHERE r.status = 'pending' ${only}
+           WHERE r.status = 'pending' AND r.created_at <= now() ${only}
              AND NOT EXISTS (SELECT 1 FROM ${this.s}.agent_runs b
                              WHERE b.thread_id = r.thread_id AND b.status = 'running')
              AND NOT EXISTS (SELECT 1 FROM ${this.s}.agent_runs e

@@ -9,6 +9,7 @@ import type { GraphRegistry } from "../graphs/load.js";
 import type { Logger } from "../logger.js";
 import type { RunNotifier } from "./notifier.js";
 import {
+  publicRun,
   TERMINAL,
   type CancelAction,
   type RunQueue,
@@ -17,6 +18,7 @@ import {
 } from "./queue.js";
 import { interruptsOf, serialize, toJson } from "./serialize.js";
 import { streamRun, type RunEvent, type StreamMode } from "./stream.js";
+import { sendWebhook } from "./webhook.js";
 import type { Json, RunStatus, ThreadStatus, ThreadStore } from "./threads.js";
 
 /**
@@ -69,6 +71,8 @@ export interface RunKwargs {
   durability?: "sync" | "async" | "exit" | null;
   /** A stateless run whose thread is deleted when it ends. */
   temporary?: boolean;
+  /** URL that receives the ended run as a POST (see webhook.ts). */
+  webhook?: string | null;
 }
 
 /** An execution registered with the service's shutdown (see `ServiceState.streams`). */
@@ -591,6 +595,23 @@ export class RunWorker {
         run_id: runId,
         pending,
       });
+      if (ours && kwargs.webhook) {
+        const endedAt = new Date().toISOString();
+        void sendWebhook(
+          kwargs.webhook,
+          {
+            ...publicRun(run),
+            status: runStatus,
+            updated_at: endedAt,
+            run_started_at: run.started_at,
+            run_ended_at: endedAt,
+            webhook_sent_at: new Date().toISOString(),
+            values: result.values,
+            ...(result.error !== undefined ? { error: result.error } : {}),
+          },
+          logger,
+        );
+      }
       if (ours && kwargs.temporary) {
         await threads.delete(threadId);
         await this.deps.checkpointer.deleteThread(threadId);

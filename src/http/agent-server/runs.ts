@@ -56,7 +56,22 @@ const runBody = z.object({
   if_not_exists: z.enum(["create", "reject"]).nullish(),
   durability: z.enum(["sync", "async", "exit"]).nullish(),
   checkpoint_during: z.boolean().nullish(),
+  // Queued this long before a worker may claim it (at most a day).
+  after_seconds: z.number().min(0).max(86_400).nullish(),
+  webhook: z
+    .string()
+    .refine(isHttpUrl, "webhook must be an absolute http:// or https:// URL")
+    .nullish(),
 });
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === "http:" || protocol === "https:";
+  } catch {
+    return false;
+  }
+}
 type RunBody = z.output<typeof runBody>;
 
 const RUN_STATUSES = ["pending", "running", "success", "error", "timeout", "interrupted"] as const;
@@ -151,6 +166,7 @@ export function runRoutes(deps: AgentServerDeps): Router {
       interrupt_after: body.interrupt_after ?? null,
       durability: body.durability ?? null,
       temporary: stateless && body.on_completion !== "keep",
+      webhook: body.webhook ?? null,
     };
     const input = {
       threadId,
@@ -162,7 +178,9 @@ export function runRoutes(deps: AgentServerDeps): Router {
     };
     // A stateless run executes where it was received even beyond runs.concurrency: its
     // temporary thread, and with it what `wait` answers, ends with the run.
-    const claimBy = executeHere ? worker.claimFor(stateless) : undefined;
+    // A delayed run waits in the queue for its time, so it is never claimed here at once.
+    const afterSeconds = body.after_seconds ?? 0;
+    const claimBy = executeHere && afterSeconds === 0 ? worker.claimFor(stateless) : undefined;
 
     // The common case in one statement (decision H30): an existing thread of this graph, the
     // caller's, with nothing in flight. Anything else (a new thread, another graph, a busy
@@ -189,7 +207,7 @@ export function runRoutes(deps: AgentServerDeps): Router {
         throw new ThreadlineError("NOT_FOUND", `thread ${threadId} not found`);
       if (existing.metadata.graph_id !== graph.name) await threads.patch(threadId, { metadata });
     }
-    const { run } = await queue.create({ ...input, claimBy });
+    const { run } = await queue.create({ ...input, claimBy, afterSeconds });
     return { run, body, stateless };
   }
 
