@@ -15,7 +15,6 @@ export class UIMessageStreamResponse {
   private closed = false;
   private keepAlive: NodeJS.Timeout | undefined;
   private opened = false;
-  private corked = false;
 
   constructor(private readonly res: Response) {
     res.once("close", () => {
@@ -54,23 +53,13 @@ export class UIMessageStreamResponse {
   }
 
   /**
-   * Sends one chunk (starting the stream if needed), waiting for a slow client to drain. Chunks
-   * sent in the same tick leave in one socket write: the first corks the response and the
-   * uncork is queued with `process.nextTick`, which runs once the current burst of promise
-   * callbacks (a model that yields several tokens without waiting on I/O) has run. A token that
-   * arrives on its own I/O event, as a real model's do, leaves as soon as that event is done.
+   * Sends one chunk (starting the stream if needed), waiting for a slow client to drain. Node's
+   * response corks its socket on a write and uncorks on the next tick, so the chunks of one tick
+   * already leave in one socket write.
    */
   async send(chunk: UIMessageChunk): Promise<void> {
     this.start();
     if (!this.open) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.res.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.res.uncork();
-      });
-    }
     if (!this.res.write(`data: ${JSON.stringify(chunk)}\n\n`)) {
       await Promise.race([once(this.res, "drain"), once(this.res, "close")]);
     }
