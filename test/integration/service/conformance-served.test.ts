@@ -7,6 +7,7 @@ import {
 import { configSchema, type ThreadlineConfig } from "../../../src/config/schema.js";
 import { PostgresCheckpointer } from "../../../src/checkpoint/postgres/saver.js";
 import { InstrumentedCheckpointer } from "../../../src/http/metrics.js";
+import { TurnReadReuse } from "../../../src/http/turn-read.js";
 import { FallbackCheckpointer } from "../../../src/checkpoint/fallback/checkpointer.js";
 import { startService, type RunningService } from "../../../src/service/composition-root.js";
 import {
@@ -18,9 +19,9 @@ import {
 } from "../../helpers/db.js";
 
 // The official conformance suite against the saver stack the service really runs: startService
-// builds PostgresCheckpointer -> FallbackCheckpointer -> the metrics wrapper of createApp, and
-// every route and graph uses `app.threadline.checkpointer`. Each checkpointer is a fresh service
-// on a fresh schema (an isolated store).
+// builds PostgresCheckpointer -> FallbackCheckpointer -> the metrics wrapper -> the turn-read
+// reuse of createApp, and every route and graph uses `app.threadline.checkpointer`. Each
+// checkpointer is a fresh service on a fresh schema (an isolated store).
 const admin = testPool(2);
 const created: string[] = [];
 const services = new Map<BaseCheckpointSaver, RunningService>();
@@ -50,7 +51,7 @@ async function stopStack(saver: BaseCheckpointSaver): Promise<void> {
 }
 
 const initializer = {
-  checkpointerName: "the served saver stack (metrics -> fallback -> Postgres)",
+  checkpointerName: "the served saver stack (turn reads -> metrics -> fallback -> Postgres)",
   beforeAll: requirePostgres,
   createCheckpointer: () => servedStack("tl_served_conf"),
   destroyCheckpointer: stopStack,
@@ -67,9 +68,11 @@ describe("the served saver stack", () => {
   });
   afterAll(() => stopStack(saver));
 
-  it("is the metrics wrapper over the fallback over PostgresCheckpointer", () => {
-    expect(saver).toBeInstanceOf(InstrumentedCheckpointer);
-    const fallback = (saver as unknown as { inner: unknown }).inner;
+  it("is the turn-read reuse over the metrics wrapper over the fallback over PostgresCheckpointer", () => {
+    expect(saver).toBeInstanceOf(TurnReadReuse);
+    const metrics = (saver as unknown as { inner: unknown }).inner;
+    expect(metrics).toBeInstanceOf(InstrumentedCheckpointer);
+    const fallback = (metrics as { inner: unknown }).inner;
     expect(fallback).toBeInstanceOf(FallbackCheckpointer);
     expect((fallback as FallbackCheckpointer).status().mode).toBe("primary");
   });
