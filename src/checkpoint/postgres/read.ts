@@ -60,6 +60,19 @@ function chainDepth(
   return depth;
 }
 
+/**
+ * The elements a held entry knows for `row` when it is the very row they came from (same
+ * version and xmin, as the load query's confirmation checks): a walk down a delta chain stops
+ * there instead of decoding the rest of the chain (an instance that wrote the thread a few turns
+ * ago decodes only the deltas written since). Undefined otherwise.
+ */
+function heldRow(base: DeltaBase | undefined, row: BlobRow): unknown[] | undefined {
+  if (!base || row.xmin === null) return undefined;
+  if (base.version === row.version) return base.xmin === row.xmin ? base.items.slice() : undefined;
+  const prefix = base.prefixes?.find((p) => p.version === row.version && p.xmin === row.xmin);
+  return prefix ? base.items.slice(0, prefix.length) : undefined;
+}
+
 /** A fresh array of the elements a held entry knows for `version` (itself or a stored prefix). */
 function heldValue(base: DeltaBase | undefined, version: string): unknown[] | undefined {
   if (!base) return undefined;
@@ -163,7 +176,10 @@ export async function assembleTuples(
         ),
       );
     }
-    if (!row.type.startsWith("delta")) {
+    const known = held && heldRow(held.get(channel), row);
+    if (known) {
+      value = Promise.resolve(known);
+    } else if (!row.type.startsWith("delta")) {
       value = Promise.resolve(codec.decode(row.type, row.txt, row.b64));
     } else {
       if (row.base === null || depth > 100_000) {

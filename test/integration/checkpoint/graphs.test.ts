@@ -115,3 +115,38 @@ describe("LangGraph runs on PostgresCheckpointer", () => {
     expect(await run(fresh())).toEqual(await run(new MemorySaver()));
   });
 });
+
+describe("an instance that wrote a thread a few turns ago", () => {
+  function logGraph(checkpointer: BaseCheckpointSaver) {
+    return new StateGraph(State)
+      .addNode("say", (s: typeof State.State) => ({ log: [`reply ${s.log.length}`] }))
+      .addEdge(START, "say")
+      .addEdge("say", END)
+      .compile({ checkpointer });
+  }
+
+  it("reads only the deltas written since, on top of the array it holds (the chain's start is not decoded)", async () => {
+    const a = fresh();
+    const b = fresh();
+    const config = thread("held-prefix");
+    for (let turn = 0; turn < 3; turn++) await logGraph(a).invoke({ log: [`a ${turn}`] }, config);
+    for (let turn = 0; turn < 2; turn++) await logGraph(b).invoke({ log: [`b ${turn}`] }, config);
+    const expected = (await fresh().getTuple(config))?.checkpoint.channel_values;
+    const { rows } = await pool.query<{ root: string }>(
+      `SELECT delta_root AS root FROM "${schema}".checkpoint_blobs
+       WHERE thread_id = $1 AND channel = 'log' AND delta_root IS NOT NULL LIMIT 1`,
+      [config.configurable.thread_id],
+    );
+    expect(rows).toHaveLength(1);
+    // Spoil the full value the chain starts from: whoever decodes it fails.
+    await pool.query(
+      `UPDATE "${schema}".checkpoint_blobs SET blob = convert_to('{not json', 'UTF8')
+       WHERE thread_id = $1 AND channel = 'log' AND version = $2`,
+      [config.configurable.thread_id, rows[0]!.root],
+    );
+    await expect(fresh().getTuple(config)).rejects.toThrow();
+    const read = await a.getTuple(config);
+    expect(read?.checkpoint.channel_values).toEqual(expected);
+    expect((read?.checkpoint.channel_values as { log: string[] }).log).toHaveLength(10);
+  });
+});
