@@ -4,13 +4,13 @@ import type { Json } from "./threads.js";
 /** How long a webhook POST may take before it is given up (ms). */
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 
-/** What a run's webhook receives: the run as the API shows it, ended, with its values. */
+/** What a run's webhook receives (with `webhook_sent_at` added): the ended run, its values. */
 export type WebhookPayload = Record<string, Json>;
 
 /**
- * POSTs `payload` as JSON to a run's `webhook` once the run's end has committed. One attempt,
- * bounded by {@link WEBHOOK_TIMEOUT_MS}; a failure is logged (with the URL's origin only: its
- * path or query may hold a token) and never changes the run.
+ * POSTs `payload` as JSON, stamped `webhook_sent_at`, to a run's `webhook` once the run's end has
+ * committed. One attempt, bounded by {@link WEBHOOK_TIMEOUT_MS}; a failure is logged (with the
+ * URL's origin only: its path or query may hold a token) and never changes the run.
  */
 export async function sendWebhook(
   url: string,
@@ -22,7 +22,7 @@ export async function sendWebhook(
     const res = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(payload),
+      body: JSON.stringify({ ...payload, webhook_sent_at: new Date().toISOString() }),
       signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
     });
     // The body is not read: drop it so the connection is released.

@@ -605,7 +605,6 @@ export class RunWorker {
             updated_at: endedAt,
             run_started_at: run.started_at,
             run_ended_at: endedAt,
-            webhook_sent_at: new Date().toISOString(),
             values: result.values,
             ...(result.error !== undefined ? { error: result.error } : {}),
           },

@@ -61,27 +61,25 @@ function chainDepth(
 }
 
 /**
- * The elements a held entry knows for `row` when it is the very row they came from (same
- * version and xmin, as the load query's confirmation checks): a walk down a delta chain stops
- * there instead of decoding the rest of the chain (an instance that wrote the thread a few turns
- * ago decodes only the deltas written since). Undefined otherwise.
+ * A fresh array of the elements a held entry knows for `version` (itself or a stored prefix).
+ * With `xmin`, only when that row version is the very one they came from (as the load query's
+ * confirmation checks): a walk down a delta chain stops there instead of decoding the rest of
+ * the chain (an instance that wrote the thread a few turns ago decodes only the deltas since).
  */
-function heldRow(base: DeltaBase | undefined, row: BlobRow): unknown[] | undefined {
-  if (!base || row.xmin === null) return undefined;
-  if (base.version === row.version) return base.xmin === row.xmin ? base.items.slice() : undefined;
-  const prefix = base.prefixes?.find((p) => p.version === row.version && p.xmin === row.xmin);
-  return prefix ? base.items.slice(0, prefix.length) : undefined;
-}
-
-/** A fresh array of the elements a held entry knows for `version` (itself or a stored prefix). */
-function heldValue(base: DeltaBase | undefined, version: string): unknown[] | undefined {
+function heldValue(
+  base: DeltaBase | undefined,
+  version: string,
+  xmin?: string,
+): unknown[] | undefined {
   if (!base) return undefined;
-  if (base.version === version) return base.items.slice();
-  const prefix = base.prefixes?.find((p) => p.version === version);
+  if (base.version === version)
+    return xmin === undefined || base.xmin === xmin ? base.items.slice() : undefined;
+  const prefix = base.prefixes?.find(
+    (p) => p.version === version && (xmin === undefined || p.xmin === xmin),
+  );
   return prefix ? base.items.slice(0, prefix.length) : undefined;
 }
 
-/** Pending writes in the contract's order: (task_path, task_id, idx), by code point. */
 export async function decodeWrites(
   codec: PayloadCodec,
   rows: StoredWrite[],
@@ -176,7 +174,8 @@ export async function assembleTuples(
         ),
       );
     }
-    const known = held && heldRow(held.get(channel), row);
+    const known =
+      held && row.xmin !== null ? heldValue(held.get(channel), version, row.xmin) : undefined;
     if (known) {
       value = Promise.resolve(known);
     } else if (!row.type.startsWith("delta")) {
