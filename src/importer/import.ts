@@ -10,12 +10,11 @@ import { PostgresCheckpointer } from "../checkpoint/index.js";
 import { migrate } from "../db/migrator.js";
 import { ThreadlineError, isThreadlineError } from "../errors.js";
 import { silentLogger, type Logger } from "../logger.js";
-import { planThread, ThreadCollector, type HistoryMode, type ThreadSource } from "./assemble.js";
-import { ADAPTERS } from "./formats/index.js";
-import { parseDoc } from "./formats/common.js";
+import { planThread, type HistoryMode, type ThreadSource } from "./assemble.js";
+import { ThreadEvents, type RecordRejection } from "./ingest.js";
 import { serializeThread, type ThreadRows } from "./serialize.js";
 import { readRecords, scanKeys } from "./source.js";
-import { formatsFor, type FormatChoice, type RawRecord, type SourceFormat } from "./types.js";
+import { formatsFor, type FormatChoice, type SourceFormat } from "./types.js";
 import { addFlag, type ValueFlags } from "./values.js";
 import { verifyThread, type VerifyMismatch } from "./verify.js";
 import { ImportWriter, type ImportWriterOptions } from "./writer.js";
@@ -125,20 +124,6 @@ export interface ImportSummary {
 /** Longest stretch of conversion between two turns of the event loop (see the batch worker). */
 const YIELD_EVERY_MS = 5;
 
-const THREAD_ID_RE = /"thread_id"\s*:\s*"((?:[^"\\]|\\.)*)"/;
-
-/** The thread a corrupt document belonged to, when its text still names one. */
-function sniffThreadId(record: RawRecord): string | undefined {
-  if (record.kind !== "json") return undefined;
-  const m = THREAD_ID_RE.exec(record.text);
-  if (!m) return undefined;
-  try {
-    return JSON.parse(`"${m[1]}"`) as string;
-  } catch {
-    return undefined;
-  }
-}
-
 function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -147,12 +132,12 @@ function describeError(err: unknown): string {
  * Imports LangGraph checkpoints from Redis into the Postgres checkpoint tables.
  *
  * Phases: SCAN the keyspace; read every key with a saver prefix (MGET, then TYPE and JSON.GET /
- * GET / HGETALL for what is not a STRING) and decode it with the first format reader that
- * recognises it, grouping records by the thread id their documents name; convert each thread
- * (history selection, full channel values, versions, LangChain ids) and write threads in batched
- * transactions with their journal rows; optionally verify. Threads that cannot be converted are
- * rejected and reported, and the run goes on. Holds the decoded source in memory: narrow `match`
- * for very large keyspaces.
+ * GET / HGETALL for what is not a STRING) and group the records by the thread id their documents
+ * name (the official savers' documents wait as text, see `ingest.ts`); decode each thread with the
+ * first format reader that recognises each record and convert it (history selection, full channel
+ * values, versions, LangChain ids) and write threads in batched transactions with their journal
+ * rows; optionally verify. Threads that cannot be converted are rejected and reported, and the
+ * run goes on. Holds the source's text in memory: narrow `match` for very large keyspaces.
  */
 export async function importRedis(options: ImportRedisOptions): Promise<ImportSummary> {
   const started = performance.now();
@@ -221,80 +206,58 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
     summary.unknownKeys = scan.unknown;
     logger.info({ keys: summary.keysScanned, candidates: scan.keys.length }, "keyspace scanned");
 
-    const collector = new ThreadCollector();
-    const recordInvalid = new Map<string, { key: string; reason: string }>();
+    // Records wait by thread; most as their text, decoded when their thread is converted (I12).
+    // Records that name no thread and cannot be converted are reported once the read is done.
+    const recordInvalid = new Map<string, RecordRejection>();
+    let reading = true;
+    const events = new ThreadEvents(admitted, summary, (r) => {
+      if (reading) recordInvalid.set(r.key, r);
+      else reject({ threadId: null, key: r.key, formats: [], reason: r.reason });
+    });
     let read = 0;
     for await (const records of readRecords(options.redis, scan.keys, {
       batchSize: batchSize * 5,
       signal,
     })) {
-      for (const record of records) {
-        const doc = parseDoc(record);
-        const adapter = ADAPTERS.find((a) => a.detect(record, doc));
-        if (!adapter) {
-          const threadId = sniffThreadId(record);
-          if (record.kind === "json" && doc === undefined) {
-            if (threadId !== undefined)
-              collector.reject(threadId, record.key, "document is not valid JSON");
-            else
-              recordInvalid.set(record.key, {
-                key: record.key,
-                reason: "document is not valid JSON",
-              });
-          } else {
-            summary.unknownKeys++;
-          }
-          continue;
-        }
-        try {
-          const decoded = adapter.decode(record, doc);
-          if (decoded.kind === "checkpoint") {
-            if (!admitted.has(decoded.format)) {
-              summary.excludedKeys++;
-              continue;
-            }
-            summary.formats[decoded.format] = (summary.formats[decoded.format] ?? 0) + 1;
-          }
-          collector.add(decoded);
-        } catch (err) {
-          const threadId = isThreadlineError(err)
-            ? (err.details?.threadId as string | undefined)
-            : undefined;
-          if (threadId !== undefined) collector.reject(threadId, record.key, describeError(err));
-          else recordInvalid.set(record.key, { key: record.key, reason: describeError(err) });
-        }
-      }
+      for (const record of records) events.add(record);
       read += records.length;
       progress("read", read, scan.keys.length);
     }
+    reading = false;
     for (const r of recordInvalid.values())
       reject({ threadId: null, key: r.key, formats: [], reason: r.reason });
     summary.readMs = Math.round(performance.now() - started);
 
-    // Decide what each thread needs.
-    const candidates: ThreadSource[] = [];
-    for (const t of [...collector.threads.values()].sort((a, b) =>
-      a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0,
-    )) {
+    // Threads in id order; what each one holds is known once its records are decoded.
+    const threadIds = events.threadIds().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    logger.info({ threads: threadIds.length }, "source read");
+    // Record-level rejects count among the threads found, as they always have.
+    let threadsFound = summary.invalid;
+
+    /**
+     * The thread ready to convert, or undefined: rejected (reported here), or holding no
+     * checkpoint (writes or blobs of deleted threads, or a format excluded by --format).
+     */
+    const assemble = (threadId: string): ThreadSource | undefined => {
+      const t = events.materialize(threadId);
+      if (!t) return undefined;
       if (t.rejection) {
+        threadsFound++;
         reject({
           threadId: t.threadId,
           key: t.rejection.key,
           formats: [...t.formats],
           reason: t.rejection.reason,
         });
-        continue;
+        return undefined;
       }
       if (t.checkpoints.size === 0) {
-        // Writes or blobs without any checkpoint: leftovers of deleted threads, or a format
-        // excluded by --format.
         summary.orphanWrites += t.writes.size;
-        continue;
+        return undefined;
       }
-      candidates.push(t);
-    }
-    summary.threadsFound = candidates.length + summary.invalid;
-    logger.info({ threads: candidates.length, formats: summary.formats }, "source read");
+      threadsFound++;
+      return t;
+    };
 
     const writer = new ImportWriter(
       options.pool,
@@ -305,7 +268,7 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
     const conversions: ValueFlags = new Map();
     const verifyRows: ThreadRows[] = [];
     let done = 0;
-    progress("import", 0, candidates.length);
+    progress("import", 0, threadIds.length);
 
     // Plans a thread; serializes it unless the journal shows this exact source state imported
     // (then only a verify run needs its rows).
@@ -338,9 +301,9 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
 
     // Batches are cut from the sorted thread list; each worker converts a batch (CPU, before it
     // takes a connection) and writes it in one transaction.
-    const batches: ThreadSource[][] = [];
-    for (let i = 0; i < candidates.length; i += batchSize)
-      batches.push(candidates.slice(i, i + batchSize));
+    const batches: string[][] = [];
+    for (let i = 0; i < threadIds.length; i += batchSize)
+      batches.push(threadIds.slice(i, i + batchSize));
     let next = 0;
     const worker = async () => {
       while (next < batches.length) {
@@ -349,13 +312,10 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
           return;
         }
         const batch = batches[next++]!;
-        const fingerprints = await writer.journaled(
-          batch.map((t) => t.threadId),
-          dryRun,
-        );
+        const fingerprints = await writer.journaled(batch, dryRun);
         const rows: ThreadRows[] = [];
         let slice = performance.now();
-        for (const t of batch) {
+        for (const threadId of batch) {
           // Conversion is synchronous CPU work; a batch of it would hold the event loop for
           // hundreds of milliseconds while the other workers' transactions wait for their
           // replies to be read. Yielding every few milliseconds lets each of their round trips
@@ -364,7 +324,9 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
             await new Promise<void>((resolve) => setImmediate(resolve));
             slice = performance.now();
           }
-          const converted = await convert(t, fingerprints.get(t.threadId));
+          const t = assemble(threadId);
+          if (!t) continue;
+          const converted = await convert(t, fingerprints.get(threadId));
           if (!converted) continue;
           if (converted.rows && options.verify) verifyRows.push(converted.rows);
           if (converted.skipped) summary.skipped++;
@@ -388,13 +350,15 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
           }
         }
         done += batch.length;
-        progress("import", done, candidates.length);
+        progress("import", done, threadIds.length);
       }
     };
     await Promise.all(
       Array.from({ length: Math.min(concurrency, Math.max(1, batches.length)) }, worker),
     );
     summary.conversions = Object.fromEntries(conversions);
+    summary.threadsFound = threadsFound;
+    logger.info({ threads: threadsFound, formats: summary.formats }, "source converted");
 
     if (options.verify && !dryRun && !summary.interrupted) {
       const saver =

@@ -107,6 +107,16 @@ export type DecodedRecord =
   | { kind: "blob"; format: SourceFormat; blob: SourceBlob; flags: ValueFlags }
   | { kind: "write"; format: SourceFormat; write: SourceWrite; flags: ValueFlags };
 
+/** Options of {@link FormatAdapter.decode}. */
+export interface DecodeOptions {
+  /**
+   * The decoded record lives only while its thread is converted: deferred loaders may keep the
+   * parsed document. Otherwise (the record waits in memory for the rest of the read) they keep
+   * only the text and parse it again when the value is needed. Default `false`.
+   */
+  transient?: boolean;
+}
+
 /**
  * A reader for one source format. `detect` must be cheap (key prefix, record kind, a field or
  * two); `decode` does the work and throws IMPORT_RECORD_INVALID (with `details.threadId` when
@@ -117,5 +127,9 @@ export interface FormatAdapter {
   /** Key prefixes this adapter reads; only keys with one of them are fetched at all. */
   readonly prefixes: readonly string[];
   detect(record: RawRecord, doc: Record<string, unknown> | undefined): boolean;
-  decode(record: RawRecord, doc: Record<string, unknown> | undefined): DecodedRecord;
+  decode(
+    record: RawRecord,
+    doc: Record<string, unknown> | undefined,
+    options?: DecodeOptions,
+  ): DecodedRecord;
 }

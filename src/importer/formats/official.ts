@@ -1,5 +1,6 @@
 import {
   EMPTY,
+  type DecodeOptions,
   type DecodedRecord,
   type FormatAdapter,
   type RawRecord,
@@ -91,16 +92,22 @@ function decodeCheckpointDoc(
 }
 
 /**
- * The document of a blob or write, again, when its value is needed. A JSON record keeps only its
- * text until then: with the whole selection in memory (decision I4), parsed trees held for the
- * run made the garbage collector the largest cost of an import; parsing twice is cheaper. The
- * loaders are built by separate functions so their closures capture nothing but this getter
- * (a closure created inside the decode functions would keep their parsed `doc` alive).
+ * The document of a blob or write, again, when its value is needed. A record decoded as it is
+ * read waits in memory until its thread's turn, so it keeps only its text and is parsed again
+ * then: parsed trees held for the run made the garbage collector the largest cost of an import
+ * (decision I10). A `transient` record (decoded when its thread is converted, decision I12) keeps
+ * the document it was decoded from, which dies with the thread: one parse. The loaders are built
+ * by separate functions so their closures capture nothing but this getter (a closure created
+ * inside the decode functions would keep their parsed `doc` alive).
  */
 type DocSource = () => Record<string, unknown>;
 
-function docSource(record: RawRecord, doc: Record<string, unknown>): DocSource {
-  return record.kind === "json" ? reparse(record.text) : () => doc;
+function docSource(
+  record: RawRecord,
+  doc: Record<string, unknown>,
+  options: DecodeOptions | undefined,
+): DocSource {
+  return record.kind === "json" && options?.transient !== true ? reparse(record.text) : () => doc;
 }
 
 function reparse(text: string): DocSource {
@@ -134,6 +141,7 @@ function decodeBlobDoc(
   format: SourceFormat,
   record: RawRecord,
   doc: Record<string, unknown>,
+  options: DecodeOptions | undefined,
 ): DecodedRecord {
   const threadId = requireString(doc, "thread_id");
   return withThread(threadId, () => {
@@ -142,7 +150,7 @@ function decodeBlobDoc(
     const rawVersion = doc.version;
     if (toIntVersion(rawVersion) === undefined)
       throw unsupported(`blob version ${JSON.stringify(rawVersion)} is not a version`);
-    const load = blobLoader(docSource(record, doc));
+    const load = blobLoader(docSource(record, doc, options));
     return {
       kind: "blob",
       format,
@@ -163,13 +171,14 @@ function decodeWriteDoc(
   format: SourceFormat,
   record: RawRecord,
   doc: Record<string, unknown>,
+  options: DecodeOptions | undefined,
 ): DecodedRecord {
   const threadId = requireString(doc, "thread_id");
   return withThread(threadId, () => {
     const flags: ValueFlags = new Map();
     const idx = typeof doc.idx === "number" ? doc.idx : Number(doc.idx);
     if (!Number.isInteger(idx)) throw unsupported("write has no integer idx");
-    const load = writeLoader(docSource(record, doc));
+    const load = writeLoader(docSource(record, doc, options));
     return {
       kind: "write",
       format,
@@ -209,9 +218,9 @@ export const python00Adapter: FormatAdapter = {
   detect: (record, doc) =>
     (isCheckpointDoc(record, doc) && isPythonCheckpoint(doc) && !("checkpoint_ts" in doc)) ||
     (isJsonDoc(record, doc, BLOB) && "blob" in doc),
-  decode: (record, doc) =>
+  decode: (record, doc, options) =>
     record.key.startsWith(BLOB)
-      ? decodeBlobDoc("python-0.0", record, doc!)
+      ? decodeBlobDoc("python-0.0", record, doc!, options)
       : decodeCheckpointDoc("python-0.0", record, doc!, true),
 };
 
@@ -222,9 +231,9 @@ export const pythonAdapter: FormatAdapter = {
   detect: (record, doc) =>
     (isCheckpointDoc(record, doc) && isPythonCheckpoint(doc) && "parent_checkpoint_id" in doc) ||
     (isJsonDoc(record, doc, WRITE) && "blob" in doc),
-  decode: (record, doc) =>
+  decode: (record, doc, options) =>
     record.key.startsWith(WRITE)
-      ? decodeWriteDoc("python", record, doc!)
+      ? decodeWriteDoc("python", record, doc!, options)
       : decodeCheckpointDoc("python", record, doc!, false),
 };
 
@@ -258,9 +267,9 @@ export const jsAdapter: FormatAdapter = {
     (isCheckpointDoc(record, doc) && !isPythonCheckpoint(doc)) ||
     (isJsonDoc(record, doc, BLOB) && !("blob" in doc)) ||
     (isJsonDoc(record, doc, WRITE) && !("blob" in doc)),
-  decode: (record, doc) => {
-    if (record.key.startsWith(BLOB)) return decodeBlobDoc("js", record, doc!);
-    if (record.key.startsWith(WRITE)) return decodeWriteDoc("js", record, doc!);
+  decode: (record, doc, options) => {
+    if (record.key.startsWith(BLOB)) return decodeBlobDoc("js", record, doc!, options);
+    if (record.key.startsWith(WRITE)) return decodeWriteDoc("js", record, doc!, options);
     return decodeCheckpointDoc("js", record, doc!, false);
   },
 };
