@@ -31,6 +31,7 @@ export interface BenchImportResultLike {
     batches: number;
   };
   stages: { readDecodePerSec: number; convertPerSec: number; rawReadPerSec: number };
+  cpuFloor: { perSec: number; parseMs: number; outputMs: number; documents: number };
 }
 export interface BenchLoadResultLike {
   concurrency: number;

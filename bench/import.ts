@@ -50,8 +50,9 @@ export interface ImportBenchResult {
   };
   /**
    * Where the dry run's time goes, next to the floors of the same data, same run (checkpoints
-   * per second each): its scan + read + decode stage, its conversion stage, and reading the
-   * same keys with SCAN and pipelined MGET only (nothing decoded: the Redis floor). The COPY
+   * per second each): its scan + read stage (`readMs`: since decision I12 the official savers'
+   * documents are only grouped by thread there, kept as text), its decode + conversion stage, and
+   * reading the same keys with SCAN and pipelined MGET only (nothing decoded: the Redis floor). The COPY
    * floor of the same rows is `writeOnly.copyPerSec`.
    */
   stages: {
@@ -60,6 +61,14 @@ export interface ImportBenchResult {
     rawReadPerSec: number;
     rawReadKeysPerSec: number;
   };
+  /**
+   * The CPU floor of the same data, same run: `JSON.parse` of every document the import reads
+   * (each once, dropped at once) plus `JSON.stringify` and `Buffer.from` of every value of the
+   * rows it writes (checkpoint, metadata, blob and write JSON). Work no importer of these rows
+   * can skip; everything else an import does (Redis, grouping, conversion, COPY, Postgres) is on
+   * top. Checkpoints per second of that work, and its parts in ms.
+   */
+  cpuFloor: { perSec: number; parseMs: number; outputMs: number; documents: number };
   summary: ImportSummary;
 }
 
@@ -124,6 +133,7 @@ export async function benchImport(opts: {
 
     const dry = await run(opts.schema, { dryRun: true });
     const rawRead = await rawReadMs(redis, `*${token}*`);
+    const parse = await parseFloor(redis, `*${token}*`);
 
     // The INSERT-only run, capturing the batches it writes for the write-only comparison.
     const batches: ThreadRows[][] = [];
@@ -182,6 +192,7 @@ export async function benchImport(opts: {
     const copyPerSec = perSec(checkpoints * 4, ms.copy);
     const stagedCopyPerSec = perSec(checkpoints * 4, ms.staged);
 
+    const outputMs = outputFloorMs(batches);
     const shipped = asRun(summary);
     return {
       threads: summary.threadsImported,
@@ -209,6 +220,12 @@ export async function benchImport(opts: {
         rawReadPerSec: perSec(dry.checkpointsImported, rawRead.ms),
         rawReadKeysPerSec: perSec(rawRead.keys, rawRead.ms),
       },
+      cpuFloor: {
+        perSec: perSec(dry.checkpointsImported, parse.ms + outputMs),
+        parseMs: Math.round(parse.ms),
+        outputMs: Math.round(outputMs),
+        documents: parse.documents,
+      },
       summary,
     };
   } finally {
@@ -222,6 +239,64 @@ export async function benchImport(opts: {
     } while (cursor !== "0");
     redis.disconnect();
   }
+}
+
+/** SCAN + MGET of the keys the importer reads, as text (untimed). */
+async function* documentsOf(redis: Redis, match: string): AsyncGenerator<Array<string | null>> {
+  const keys: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, batch] = await redis.scan(cursor, "MATCH", match, "COUNT", 1000);
+    cursor = next;
+    for (const k of batch) if (KNOWN_PREFIXES.some((p) => k.startsWith(p))) keys.push(k);
+  } while (cursor !== "0");
+  for (let i = 0; i < keys.length; i += 2500) yield await redis.mget(keys.slice(i, i + 2500));
+}
+
+/**
+ * The parse floor: `JSON.parse` of each document the import reads, once, the tree dropped at
+ * once (timed per batch of 2 500, the reads themselves untimed).
+ */
+async function parseFloor(redis: Redis, match: string): Promise<{ ms: number; documents: number }> {
+  let ms = 0;
+  let documents = 0;
+  let sink = 0;
+  for await (const texts of documentsOf(redis, match)) {
+    const t0 = performance.now();
+    for (const text of texts) {
+      if (text === null) continue;
+      const doc = JSON.parse(text) as unknown;
+      if (doc !== null) sink++;
+      documents++;
+    }
+    ms += performance.now() - t0;
+  }
+  if (sink < 0) throw new Error("unreachable");
+  return { ms, documents };
+}
+
+/**
+ * The output floor: `JSON.stringify` + `Buffer.from` of every JSON value of the rows the import
+ * wrote (checkpoint and metadata JSON, blob and write bytes), from the values parsed back out of
+ * those rows thread by thread (the parse untimed).
+ */
+function outputFloorMs(batches: ThreadRows[][]): number {
+  let ms = 0;
+  let bytes = 0;
+  const decoder = new TextDecoder();
+  for (const rows of batches.flat()) {
+    const values: unknown[] = [];
+    for (const c of rows.checkpoints)
+      values.push(JSON.parse(c.checkpoint) as unknown, JSON.parse(c.metadata) as unknown);
+    for (const b of [...rows.blobs, ...rows.writes])
+      if (b.blob !== null && b.type === "json")
+        values.push(JSON.parse(decoder.decode(b.blob)) as unknown);
+    const t0 = performance.now();
+    for (const v of values) bytes += Buffer.from(JSON.stringify(v), "utf8").length;
+    ms += performance.now() - t0;
+  }
+  if (bytes < 0) throw new Error("unreachable");
+  return ms;
 }
 
 /**

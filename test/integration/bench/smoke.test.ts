@@ -53,6 +53,8 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   expect(figures.agentServer.ratios["stream/memory"]).toBeGreaterThan(0);
   expect(figures.sweep.checkpointsDeleted).toBeGreaterThan(0);
   expect(figures.import.checkpoints).toBeGreaterThan(0);
+  expect(figures.import.cpuFloor.perSec).toBeGreaterThan(0);
+  expect(figures.import.cpuFloor.documents).toBeGreaterThan(0);
   expect(figures.load.turns).toBeGreaterThan(0);
   for (const side of ["threadline", "memory", "official"]) {
     expect(figures.loadSideBySide[side].turns).toBeGreaterThan(0);
