@@ -290,7 +290,9 @@ function outputFloorMs(batches: ThreadRows[][]): number {
       values.push(JSON.parse(c.checkpoint) as unknown, JSON.parse(c.metadata) as unknown);
     for (const b of [...rows.blobs, ...rows.writes])
       if (b.blob !== null && b.type === "json")
-        values.push(JSON.parse(decoder.decode(b.blob)) as unknown);
+        values.push(
+          JSON.parse(typeof b.blob === "string" ? b.blob : decoder.decode(b.blob)) as unknown,
+        );
     const t0 = performance.now();
     for (const v of values) bytes += Buffer.from(JSON.stringify(v), "utf8").length;
     ms += performance.now() - t0;

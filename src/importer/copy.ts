@@ -27,68 +27,80 @@ export function* encodeBinaryCopy(
 ): Generator<Buffer> {
   let buf = Buffer.allocUnsafe(CHUNK_BYTES);
   let pos = 0;
-  // Room for `n` more bytes: a full chunk is handed out first, an oversized field gets its own.
-  const need = function* (n: number): Generator<Buffer, void> {
-    if (pos + n <= buf.length) return;
-    if (pos > 0) yield buf.subarray(0, pos);
+  // Room for `n` more bytes: returns the full chunk to hand out first, if any (a field larger
+  // than a chunk gets a chunk of its own). Plain functions, not generators: a generator per field
+  // was an allocation per field.
+  const room = (n: number): Buffer | undefined => {
+    if (pos + n <= buf.length) return undefined;
+    const full = pos > 0 ? buf.subarray(0, pos) : undefined;
     buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
     pos = 0;
+    return full;
   };
-  yield* need(SIGNATURE.length + 8);
+  // A length-prefixed UTF-8 field (`header`: 4 length bytes, 5 with jsonb's version byte 1).
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so with that much room left the text is written
+  // straight into the chunk and its length is what write() returns: one pass over the text
+  // instead of Buffer.byteLength and then write. Otherwise it is measured first to make room.
+  const text = (value: string, header: 4 | 5): Buffer | undefined => {
+    let full: Buffer | undefined;
+    let len: number;
+    if (pos + header + value.length * 3 <= buf.length) {
+      len = buf.write(value, pos + header, "utf8");
+    } else {
+      len = Buffer.byteLength(value, "utf8");
+      full = room(header + len);
+      buf.write(value, pos + header, "utf8");
+    }
+    buf.writeInt32BE(len + header - 4, pos);
+    if (header === 5) buf[pos + 4] = 1;
+    pos += header + len;
+    return full;
+  };
   SIGNATURE.copy(buf, 0);
   buf.fill(0, SIGNATURE.length, SIGNATURE.length + 8); // flags 0, header extension length 0
   pos = SIGNATURE.length + 8;
+  let full: Buffer | undefined;
   for (const row of rows) {
-    yield* need(2);
+    if ((full = room(2))) yield full;
     buf.writeInt16BE(columns.length, pos);
     pos += 2;
     for (let i = 0; i < columns.length; i++) {
       const value = row[i] ?? null;
       if (value === null) {
-        yield* need(4);
+        if ((full = room(4))) yield full;
         buf.writeInt32BE(-1, pos);
         pos += 4;
         continue;
       }
       switch (columns[i]!) {
         case "int4":
-          yield* need(8);
+          if ((full = room(8))) yield full;
           buf.writeInt32BE(4, pos);
           buf.writeInt32BE(Number(value), pos + 4);
           pos += 8;
           break;
-        case "bytea": {
-          const bytes = value instanceof Uint8Array ? value : Buffer.from(String(value), "utf8");
-          yield* need(4 + bytes.length);
-          buf.writeInt32BE(bytes.length, pos);
-          buf.set(bytes, pos + 4);
-          pos += 4 + bytes.length;
+        case "bytea":
+          if (value instanceof Uint8Array) {
+            if ((full = room(4 + value.length))) yield full;
+            buf.writeInt32BE(value.length, pos);
+            buf.set(value, pos + 4);
+            pos += 4 + value.length;
+          } else if ((full = text(String(value), 4))) {
+            // Text stands for its UTF-8 bytes (serializeThread keeps JSON values as text).
+            yield full;
+          }
           break;
-        }
-        case "jsonb": {
+        case "jsonb":
           // jsonb's binary form: a version byte (1), then the JSON text.
-          const text = String(value);
-          const len = Buffer.byteLength(text, "utf8");
-          yield* need(5 + len);
-          buf.writeInt32BE(len + 1, pos);
-          buf[pos + 4] = 1;
-          buf.write(text, pos + 5, "utf8");
-          pos += 5 + len;
+          if ((full = text(String(value), 5))) yield full;
           break;
-        }
-        case "text": {
-          const text = String(value);
-          const len = Buffer.byteLength(text, "utf8");
-          yield* need(4 + len);
-          buf.writeInt32BE(len, pos);
-          buf.write(text, pos + 4, "utf8");
-          pos += 4 + len;
+        case "text":
+          if ((full = text(String(value), 4))) yield full;
           break;
-        }
       }
     }
   }
-  yield* need(2);
+  if ((full = room(2))) yield full;
   buf.writeInt16BE(-1, pos);
   pos += 2;
   yield buf.subarray(0, pos);

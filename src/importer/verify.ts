@@ -11,6 +11,12 @@ export interface VerifyMismatch {
 
 const decoder = new TextDecoder();
 
+/** A row's blob as bytes (serialized JSON is kept as its text until written). */
+function bytesOf(blob: Uint8Array | string | null): Uint8Array {
+  if (blob === null) return new Uint8Array();
+  return typeof blob === "string" ? Buffer.from(blob, "utf8") : blob;
+}
+
 function sameVersions(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
   const ka = Object.keys(a).sort();
   const kb = Object.keys(b).sort();
@@ -67,7 +73,7 @@ export async function verifyThread(
       }
       const [, bytes] = await serde.dumpsTyped(tuple.checkpoint.channel_values[channel]);
       const got = typeof bytes === "string" ? bytes : decoder.decode(bytes);
-      if (got !== decoder.decode(blob.blob ?? new Uint8Array())) miss(`channel ${channel} differs`);
+      if (got !== decoder.decode(bytesOf(blob.blob))) miss(`channel ${channel} differs`);
     }
     const want = writesPer.get(`${cp.ns}\u0000${cp.id}`) ?? 0;
     const have = tuple.pendingWrites?.length ?? 0;

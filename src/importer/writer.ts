@@ -162,8 +162,15 @@ export class ImportWriter {
       await copyRows(client, `pg_temp.tl_import_${table}`, STAGE_COLUMNS[table], rows);
       return (await client.query<{ thread_id: string }>(this.sql.fromStage[table])).rows;
     }
-    // Column-major arrays for unnest(): one parameter per column whatever the row count.
-    const columns = STAGE_COLUMNS[table].map((_, i) => rows.map((r) => r[i] ?? null));
+    // Column-major arrays for unnest(): one parameter per column whatever the row count. A bytea
+    // given as text (serialized JSON) goes as its UTF-8 bytes: pg would send a string as bytea's
+    // text input, where backslashes are escapes.
+    const columns = STAGE_COLUMNS[table].map((type, i) =>
+      rows.map((r) => {
+        const v = r[i] ?? null;
+        return type === "bytea" && typeof v === "string" ? Buffer.from(v, "utf8") : v;
+      }),
+    );
     return (await client.query<{ thread_id: string }>(this.sql[table], columns)).rows;
   }
 

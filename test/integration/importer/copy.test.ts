@@ -1,6 +1,9 @@
 import type { Redis } from "ioredis";
 import type pg from "pg";
+import { migrate } from "../../../src/db/migrator.js";
 import { importRedis } from "../../../src/importer/index.js";
+import type { ThreadRows } from "../../../src/importer/serialize.js";
+import { ImportWriter } from "../../../src/importer/writer.js";
 import { dropSchema, requirePostgres, testPool, uniqueSchema } from "../../helpers/db.js";
 import {
   connectRedis,
@@ -19,6 +22,7 @@ let redis: Redis;
 let pool: pg.Pool;
 const viaCopy = uniqueSchema("imp_copy");
 const viaInsert = uniqueSchema("imp_insert");
+const viaText = uniqueSchema("imp_text");
 
 beforeAll(async () => {
   await requirePostgres();
@@ -35,6 +39,7 @@ afterAll(async () => {
   redis.disconnect();
   await dropSchema(pool, viaCopy);
   await dropSchema(pool, viaInsert);
+  await dropSchema(pool, viaText);
   await pool.end();
 });
 
@@ -105,5 +110,45 @@ describe("import-redis bulk path (COPY)", () => {
     expect(refill.blobsImported).toBe(goneBlobs.rowCount);
     expect(refill.writesImported).toBe(0);
     expect(await tableRows(viaCopy)).toEqual(a);
+  });
+
+  it("a value kept as JSON text is stored as its UTF-8 bytes by COPY and by INSERT, backslashes included", async () => {
+    await migrate(pool, { schema: viaText });
+    // Backslashes are escapes in bytea's text input: a string sent as a bytea parameter would
+    // lose them, so the INSERT path must send the bytes.
+    const text = JSON.stringify({ s: 'a\\b "q" é \n \u0001', t: "\\x41" });
+    const rows = (threadId: string): ThreadRows => ({
+      threadId,
+      formats: ["js"],
+      createdAt: null,
+      lastActivity: null,
+      fingerprint: "full|=c1",
+      checkpoints: [{ ns: "", id: "c1", parentId: null, checkpoint: '{"v":4}', metadata: "{}" }],
+      blobs: [{ ns: "", channel: "messages", version: "1", type: "json", blob: text }],
+      writes: [
+        {
+          ns: "",
+          checkpointId: "c1",
+          taskId: "t",
+          taskPath: "",
+          idx: 0,
+          channel: "messages",
+          type: "json",
+          blob: text,
+        },
+      ],
+      bytes: text.length,
+    });
+    await new ImportWriter(pool, viaText, "test", { copyMinRows: 1 }).write([rows("via-copy")]);
+    await new ImportWriter(pool, viaText, "test", {
+      copyMinRows: Number.POSITIVE_INFINITY,
+    }).write([rows("via-insert")]);
+    for (const table of ["checkpoint_blobs", "checkpoint_writes"]) {
+      const { rows: got } = await pool.query<{ thread_id: string; blob: Buffer }>(
+        `SELECT thread_id, blob FROM "${viaText}".${table} ORDER BY thread_id`,
+      );
+      expect(got.map((r) => r.thread_id)).toEqual(["via-copy", "via-insert"]);
+      for (const r of got) expect(r.blob.equals(Buffer.from(text, "utf8"))).toBe(true);
+    }
   });
 });

@@ -53,4 +53,18 @@ describe("binary COPY encoding", () => {
     expect(chunks.length).toBeGreaterThan(3);
     expect(Buffer.concat(chunks).equals(reference(columns, rows))).toBe(true);
   });
+
+  it("writes text given for bytea as its UTF-8 bytes, whether it fits the chunk's rest or not", () => {
+    const columns: CopyColumn[] = ["bytea", "text", "jsonb"];
+    // Lengths around a chunk's end (256 KB) put fields on both sides of the room check: text
+    // written straight into the chunk, and text measured first that needs the next chunk.
+    const rows: CopyValue[][] = Array.from({ length: 400 }, (_, i) => [
+      `{"v":"${"é€x".repeat(i * 7)}\ud800"}`,
+      "a".repeat((i * 997) % 3000),
+      JSON.stringify({ k: "ü".repeat(i % 200) }),
+    ]);
+    const chunks = [...encodeBinaryCopy(columns, rows)];
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(Buffer.concat(chunks).equals(reference(columns, rows))).toBe(true);
+  });
 });

@@ -38,4 +38,9 @@ describe("serializeThread", () => {
     expect(clean.checkpoints[0]!.checkpoint).toBe('{"v":4,"id":"c1","ts":"x"}');
     expect(Buffer.from(clean.blobs[0]!.blob!).toString("utf8")).toBe('["hé",{"a":1}]');
   });
+
+  it("keeps plain JSON values as their JSON text, for the COPY encoder to write as UTF-8", async () => {
+    const rows = await serializeThread(plan({ v: 4, id: "c1", ts: "x" }), new JsonPlusSerializer());
+    expect(rows.blobs[0]!.blob).toBe('["hé",{"a":1}]');
+  });
 });
