@@ -5,13 +5,14 @@
  *
  *   node --import tsx bench/load.ts [--quick] [--base-url http://host:8787]
  */
-import { type ChildProcess, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { configSchema } from "../src/config/schema.js";
 import { startService, type RunningService } from "../src/service/composition-root.js";
+import { type Child, forkChild as forkFile, PROFILE_DIR } from "./child.js";
+
+export { PROFILE_DIR };
 
 /** Options of {@link benchLoad}. */
 export interface BenchLoadOptions {
@@ -172,38 +173,7 @@ export interface BenchLoadSideBySideResult {
 
 const CHILD = fileURLToPath(new URL("./load-child.ts", import.meta.url));
 
-/** A forked bench/load-child.ts and its next IPC message. */
-interface Child {
-  process: ChildProcess;
-  next: <T>() => Promise<T>;
-  stop: () => Promise<void>;
-}
-
-function forkChild(args: string[], profile: boolean): Child {
-  const execArgv = ["--import", "tsx"];
-  if (profile) execArgv.push("--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`);
-  const child = fork(CHILD, args, { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const next = <T>() =>
-    new Promise<T>((resolve, reject) => {
-      const onExit = (code: number | null) =>
-        reject(new Error(`bench/load-child.ts ${args.join(" ")} exited (${String(code)})`));
-      child.once("exit", onExit);
-      child.once("message", (message) => {
-        child.off("exit", onExit);
-        resolve(message as T);
-      });
-    });
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, "exit");
-    child.send({ type: "stop" });
-    await exited;
-  };
-  return { process: child, next, stop };
-}
-
-/** Where `profile: true` writes the children's `--cpu-prof` files (git-ignored). */
-export const PROFILE_DIR = ".prof";
+const forkChild = (args: string[], profile: boolean): Child => forkFile(CHILD, args, profile);
 
 /**
  * The HTTP load side by side: the service as `threadline serve` runs it (PostgresCheckpointer
