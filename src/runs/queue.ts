@@ -157,7 +157,8 @@ export function publicRun(run: RunRow): RunRecord {
 export interface RunEnd {
   status: Exclude<RunStatus, "pending" | "running">;
   threadStatus: Exclude<ThreadStatus, "busy">;
-  values: Json;
+  /** The thread's values as JSON text (stored as is). */
+  valuesText: string;
   interrupts: Record<string, Json>;
   error?: Json;
 }
@@ -627,7 +628,7 @@ export class RunQueue {
         workerId,
         end.status,
         end.threadStatus,
-        JSON.stringify(end.values),
+        end.valuesText,
         JSON.stringify(end.interrupts),
         end.error === undefined ? null : JSON.stringify(end.error),
         deleteRun,

@@ -1,6 +1,7 @@
 import type { BaseMessageChunk } from "@langchain/core/messages";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type { StreamEvent } from "@langchain/core/tracers/log_stream";
+import { INTERRUPT } from "@langchain/langgraph";
 import type { ServableGraph } from "../graphs/load.js";
 import { checkpointOf, publicConfig } from "./serialize.js";
 
@@ -42,6 +43,13 @@ export interface StreamRunOptions {
   durability?: "sync" | "async" | "exit";
   runId: string;
   signal: AbortSignal;
+  /**
+   * Called with every `values` chunk of the root graph (whether or not `values` is a requested
+   * mode: it is always asked of LangGraph), so the caller knows the run's final state without
+   * reading it back (decision H41). `interrupt` is true for the `{ __interrupt__ }` chunk that
+   * LangGraph emits when the run stops at an interrupt (dynamic or static).
+   */
+  onValues?: (payload: unknown, interrupt: boolean) => void;
 }
 
 function eventName(mode: string, ns: readonly string[], subgraphs: boolean): string {
@@ -93,7 +101,8 @@ export async function* streamRun(options: StreamRunOptions): AsyncGenerator<RunE
     else if (mode === "messages") lib.add("values");
     else if (mode !== "events") lib.add(mode);
   }
-  if (lib.size === 0) lib.add("values");
+  // Always: the root's last values chunk is the run's final state (see onValues).
+  lib.add("values");
   const subgraphs = options.subgraphs;
   const streamOptions = {
     ...options.config,
@@ -113,6 +122,8 @@ export async function* streamRun(options: StreamRunOptions): AsyncGenerator<RunE
   const partial = new Map<string, BaseMessageChunk>();
 
   function* fromChunk(ns: readonly string[], mode: LibMode, payload: unknown): Generator<RunEvent> {
+    if (mode === "values" && ns.length === 0 && options.onValues)
+      options.onValues(payload, isObject(payload) && INTERRUPT in payload);
     if (mode === "messages") {
       if (wanted.has("messages-tuple"))
         yield { event: eventName("messages", ns, subgraphs), data: payload };

@@ -108,6 +108,14 @@ const LOCAL_KEEP_MS = 10_000;
 /** Events are flushed to Postgres at least this often while a run produces them (ms). */
 const FLUSH_MS = 15;
 
+/**
+ * No event is flushed before the run has gone on this long (ms): a shorter run stores all of
+ * its events with its end, in that statement, so its end does not wait for a flush's commit
+ * (decision H41). Streams of this instance read events from memory; another instance's stream
+ * sees a run's first events at most this late.
+ */
+const FIRST_FLUSH_MS = 100;
+
 class Aborted extends Error {
   constructor(
     readonly why: "cancel" | "shutdown" | "lost",
@@ -120,7 +128,8 @@ class Aborted extends Error {
 /** How a run ended here, for the waiters of this process (`runs.wait` of a temporary thread). */
 export interface LocalEnd {
   status: RunStatus;
-  values: Json;
+  /** The thread's values after the run as JSON text (`null` when unknown). */
+  valuesText: string;
   interrupts: Record<string, Json>;
   error?: Json;
 }
@@ -141,6 +150,7 @@ class EventWriter {
   failed: unknown;
   /** Set by {@link take}: the rest goes with the run's end, no more timed flushes. */
   private closed = false;
+  private readonly startedAt = performance.now();
 
   constructor(
     private readonly queue: RunQueue,
@@ -149,18 +159,21 @@ class EventWriter {
     private readonly runId: string,
   ) {}
 
-  push(event: RunEvent): void {
+  /** Adds an event; returns its data as stored (JSON text). */
+  push(event: RunEvent): string {
     const data = serialize(event.data);
     this.buffer.push({ event: event.event, data });
     this.history.push({ seq: this.seq, event: event.event, data });
     this.seq += 1;
     this.emitter.emit("more");
     if (!this.writing && !this.timer && !this.closed) {
+      const wait = Math.max(FLUSH_MS, FIRST_FLUSH_MS - (performance.now() - this.startedAt));
       this.timer = setTimeout(() => {
         this.timer = undefined;
         void this.flush();
-      }, FLUSH_MS);
+      }, wait);
     }
+    return data;
   }
 
   /** No more events: local readers end after the last one. */
@@ -412,7 +425,7 @@ export class RunWorker {
         );
         settle({
           status: "error",
-          values: null,
+          valuesText: "null",
           interrupts: {},
           error: toJson(this.deps.errorEvent(err)),
         });
@@ -481,6 +494,10 @@ export class RunWorker {
     let error: unknown;
     let graph;
     let base: string | null = knownBase ?? null;
+    // The root graph's last values chunk: the run's final state when it ends without an
+    // interrupt (decision H41); `text` once it was serialized as a `values` event.
+    let final: { payload: unknown; text?: string } | undefined;
+    let interrupted = false;
     try {
       // What a rollback returns to: everything newer than this is the run's.
       if (knownBase === undefined) base = await queue.latestCheckpointId(threadId);
@@ -505,13 +522,18 @@ export class RunWorker {
         subgraphs: kwargs.stream_subgraphs === true,
         runId,
         signal: controller.signal,
+        onValues: (payload, interrupt) => {
+          if (interrupt) interrupted = true;
+          else final = { payload };
+        },
         ...(kwargs.context ? { context: kwargs.context } : {}),
         ...(kwargs.interrupt_before ? { interruptBefore: kwargs.interrupt_before } : {}),
         ...(kwargs.interrupt_after ? { interruptAfter: kwargs.interrupt_after } : {}),
         ...(kwargs.durability ? { durability: kwargs.durability } : {}),
       })) {
         if (controller.signal.aborted) break;
-        events.push(event);
+        const text = events.push(event);
+        if (final && event.data === final.payload) final.text = text;
       }
       if (controller.signal.aborted) throw controller.signal.reason;
     } catch (err) {
@@ -525,7 +547,7 @@ export class RunWorker {
       // Reaped or deleted meanwhile: another instance already recorded its end.
       await events.flush();
       logger.warn({ threadId, runId }, "run no longer ours (reaped or deleted); stopped");
-      return { status: "error", values: null, interrupts: {} };
+      return { status: "error", valuesText: "null", interrupts: {} };
     }
     const rollback = why?.why === "cancel" && why.action === "rollback";
     if (rollback) {
@@ -536,11 +558,16 @@ export class RunWorker {
       }
     }
 
+    // A run that completed without an interrupt ends in the state of its last values chunk, the
+    // same channels `getState` reads (LangGraph streams `streamChannelsAsIs` in both); any other
+    // end reads the state back for its values, tasks and interrupts.
+    const settled = outcome === "success" && !interrupted ? final : undefined;
     let snapshot: StateSnapshot | undefined;
     try {
-      snapshot = graph
-        ? await graph.getState({ configurable: { thread_id: threadId } })
-        : undefined;
+      snapshot =
+        graph && !settled
+          ? await graph.getState({ configurable: { thread_id: threadId } })
+          : undefined;
     } catch (err) {
       logger.warn(
         { err: this.deps.describeError(err), threadId },
@@ -572,7 +599,11 @@ export class RunWorker {
     const runStatus = failed ? "error" : outcome === "cancelled" ? "interrupted" : "success";
     const result: LocalEnd = {
       status: runStatus,
-      values: snapshot ? toJson(snapshot.values) : null,
+      valuesText: settled
+        ? (settled.text ?? serialize(settled.payload))
+        : snapshot
+          ? serialize(snapshot.values)
+          : "null",
       interrupts: interrupts,
       ...(failed && shown ? { error: shown } : {}),
     };
@@ -605,7 +636,7 @@ export class RunWorker {
             updated_at: endedAt,
             run_started_at: run.started_at,
             run_ended_at: endedAt,
-            values: result.values,
+            values: JSON.parse(result.valuesText) as Json,
             ...(result.error !== undefined ? { error: result.error } : {}),
           },
           logger,

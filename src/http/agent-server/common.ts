@@ -87,6 +87,11 @@ export function sendJson(res: Response, status: number, value: unknown): void {
   res.status(status).type("application/json").send(serialize(value));
 }
 
+/** Sends JSON text that is already in the wire form (see {@link sendJson}). */
+export function sendJsonText(res: Response, status: number, text: string): void {
+  res.status(status).type("application/json").send(text);
+}
+
 /** The assistant named by an id or graph name, or 404. */
 export function assistantOr404(deps: AgentServerDeps, id: string): LoadedGraph {
   const graph = deps.graphs.find(id);

@@ -4,7 +4,7 @@ import { Router, type Request, type Response } from "express";
 import { z } from "zod";
 import { ThreadlineError } from "../../errors.js";
 import { publicRun, TERMINAL, type RunRow } from "../../runs/queue.js";
-import { toJson } from "../../runs/serialize.js";
+import { serialize, toJson } from "../../runs/serialize.js";
 import { STREAM_MODES } from "../../runs/stream.js";
 import type { Json } from "../../runs/threads.js";
 import { tailRun, type LocalEnd, type RunKwargs } from "../../runs/worker.js";
@@ -15,6 +15,7 @@ import {
   param,
   parseBody,
   sendJson,
+  sendJsonText,
   threadOr404,
   type AgentServerDeps,
 } from "./common.js";
@@ -115,14 +116,18 @@ async function finalValue(deps: AgentServerDeps, run: RunRow | undefined, thread
   return interrupts.length > 0 ? { ...values, __interrupt__: interrupts } : values;
 }
 
-/** The answer of `runs.wait` from a run's end. */
-function endValue(end: LocalEnd): unknown {
-  if (end.error !== undefined) return { __error__: end.error };
+/**
+ * The answer of `runs.wait` from a run's end, as JSON text: the values' text as the run stored
+ * it when there is nothing to add (no second serialization of the state; decision H41).
+ */
+function endAnswer(end: LocalEnd): string {
+  if (end.error !== undefined) return serialize({ __error__: end.error });
   if (end.status === "interrupted" && Object.keys(end.interrupts).length === 0)
-    return { __error__: { error: "UserInterrupt", message: "the run was cancelled" } };
-  const values = (end.values ?? {}) as Record<string, unknown>;
+    return serialize({ __error__: { error: "UserInterrupt", message: "the run was cancelled" } });
   const interrupts = Object.values(end.interrupts).flat();
-  return interrupts.length > 0 ? { ...values, __interrupt__: interrupts } : values;
+  if (interrupts.length === 0) return end.valuesText === "null" ? "{}" : end.valuesText;
+  const values = (JSON.parse(end.valuesText) ?? {}) as Record<string, unknown>;
+  return serialize({ ...values, __interrupt__: interrupts });
 }
 
 /**
@@ -343,21 +348,22 @@ export function runRoutes(deps: AgentServerDeps): Router {
       // A run executing here reports its end from memory (a temporary thread is deleted by
       // then); any other is read back from Postgres.
       const local = worker.localRun(c.run.run_id);
-      let value: unknown;
+      let text = "null";
       if (local) {
         const end = await Promise.race([
           local.end,
           once(controller.signal, "abort").then(() => undefined),
         ]);
-        if (end) value = endValue(end);
+        if (end) text = endAnswer(end);
       } else {
         const ended = await waitForEnd(c.run.thread_id, c.run.run_id, controller.signal);
-        if (!controller.signal.aborted) value = await finalValue(deps, ended, c.run.thread_id);
+        if (!controller.signal.aborted)
+          text = serialize(await finalValue(deps, ended, c.run.thread_id));
       }
       finished = true;
       if (controller.signal.aborted) return;
       res.setHeader("content-location", location(c));
-      sendJson(res, 200, value);
+      sendJsonText(res, 200, text);
     } finally {
       finished = true;
       untrack();

@@ -37,6 +37,8 @@ function start(): Promise<RunningService> {
       { name: "agent", file: AGENT_FILE, exportName: "graph", source: "flag" },
       // One node, no streaming: no timed event flush in the middle of the run.
       { name: "plain", file: `${FIXTURES}plain.mjs`, exportName: "graph", source: "flag" },
+      // One node of 40 ms: longer than the 15 ms between timed flushes, shorter than the first.
+      { name: "slow", file: `${FIXTURES}slow.mjs`, exportName: "graph", source: "flag" },
     ],
   });
 }
@@ -112,6 +114,40 @@ describe("a run received on a free thread", () => {
       [thread.thread_id, run!.run_id],
     );
     expect(rows[0]!.metadata).toBe(1);
+    expect(rows[0]!.n).toBeGreaterThan(1);
+  });
+
+  it("a run that completes reads its checkpoint once (the graph's read), not again for its end; runs.wait answers the stored values", async () => {
+    const thread = await ca.threads.create();
+    await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
+    let answer: unknown;
+    const texts = await statementsOf(async () => {
+      answer = await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
+    });
+    // Before H41 the end read the state back with getState: a second checkpoint read.
+    expect(texts.filter((t) => /^\s*WITH cp AS \(/.test(t))).toHaveLength(1);
+    expect(answer).toEqual({ count: 4 });
+    const stored = await cb.threads.get(thread.thread_id);
+    expect(stored.values).toEqual({ count: 4 });
+    expect((await cb.threads.getState(thread.thread_id)).values).toEqual({ count: 4 });
+  });
+
+  it("a run of 40 ms stores every event with its end: no timed flush before the first 100 ms", async () => {
+    const thread = await ca.threads.create();
+    await ca.runs.wait(thread.thread_id, "slow", { input: { count: 1 } });
+    const texts = await statementsOf(() =>
+      ca.runs.wait(thread.thread_id, "slow", { input: { count: 1 } }),
+    );
+    const runs = texts.filter((t) => runTables.test(t));
+    // Not shape(): it drops the flushes (`base`), and their absence is the point.
+    expect(runs.map((t) => /^\s*WITH (\w+)/.exec(t)?.[1])).toEqual(["seen", "seen"]);
+    expect(shape(runs)).toEqual(["start", "end"]);
+    const [run] = await cb.runs.list(thread.thread_id, { limit: 1 });
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${schema}".threadline_run_events
+       WHERE thread_id = $1 AND run_id = $2`,
+      [thread.thread_id, run!.run_id],
+    );
     expect(rows[0]!.n).toBeGreaterThan(1);
   });
 

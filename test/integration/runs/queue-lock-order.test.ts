@@ -26,7 +26,7 @@ afterAll(async () => {
 const ended: RunEnd = {
   status: "success",
   threadStatus: "idle",
-  values: {},
+  valuesText: "{}",
   interrupts: {},
 };
 

@@ -66,7 +66,7 @@ describe("the run queue behind PgBouncer with prepared statements on", () => {
           const end = await queue.finish(threadId, started.run.run_id, workerId, {
             status: "success",
             threadStatus: "idle",
-            values: { turn },
+            valuesText: JSON.stringify({ turn }),
             interrupts: {},
           });
           expect(end).toEqual({ ours: true, pending: false });
