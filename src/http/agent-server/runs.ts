@@ -264,7 +264,18 @@ export function runRoutes(deps: AgentServerDeps): Router {
     }
   }
 
-  function openSse(res: Response, contentLocation?: string, resumeLocation?: string): void {
+  /**
+   * Sets the SSE headers; `flush` sends them at once. A run executing here has its first event
+   * (`metadata`) in memory by the time the stream reads it, so its headers leave with that
+   * event, in one socket write (decision H42); a run elsewhere or still queued may give no event
+   * for a while, and its client gets the headers at once.
+   */
+  function openSse(
+    res: Response,
+    contentLocation?: string,
+    resumeLocation?: string,
+    flush = true,
+  ): void {
     res.status(200);
     res.setHeader("content-type", "text/event-stream; charset=utf-8");
     res.setHeader("cache-control", "no-cache");
@@ -272,7 +283,7 @@ export function runRoutes(deps: AgentServerDeps): Router {
     res.setHeader("x-accel-buffering", "no");
     if (contentLocation) res.setHeader("content-location", contentLocation);
     if (resumeLocation) res.setHeader("location", resumeLocation);
-    res.flushHeaders();
+    if (flush) res.flushHeaders();
   }
 
   async function writeSse(res: Response, text: string): Promise<void> {
@@ -328,7 +339,12 @@ export function runRoutes(deps: AgentServerDeps): Router {
     const c = await create(res, parseBody(runBody, req.body), threadParam, true);
     start(c);
     const resumable = c.body.stream_resumable === true;
-    openSse(res, location(c), resumable && !c.stateless ? `${location(c)}/stream` : undefined);
+    openSse(
+      res,
+      location(c),
+      resumable && !c.stateless ? `${location(c)}/stream` : undefined,
+      worker.localRun(c.run.run_id) === undefined,
+    );
     await pipeRun(res, c.run.thread_id, c.run.run_id, -1, c.body.on_disconnect !== "continue");
   }
 

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Client } from "@langchain/langgraph-sdk";
 import { StatementRecorder } from "../../helpers/statements.js";
 import pino from "pino";
@@ -164,6 +165,62 @@ describe("a run received on a free thread", () => {
     });
     const runs = texts.filter((t) => runTables.test(t) && !/^\s*SELECT seq/.test(t));
     expect(shape(runs)).toEqual(["start", "end"]);
+  });
+});
+
+describe("round trips a run on a free thread does not wait for", () => {
+  it("the start's commit does not wait for its WAL flush; the setting ends with that statement", async () => {
+    const thread = await ca.threads.create();
+    await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
+    const texts = await statementsOf(() =>
+      ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } }),
+    );
+    const starts = texts.filter((t) => /\bins AS \(/.test(t));
+    expect(starts).toHaveLength(1);
+    expect(starts[0]).toContain("set_config('synchronous_commit', 'off', true)");
+    // Local to the statement's transaction: the pool's sessions still commit synchronously.
+    const setting = await Promise.all(
+      [0, 1, 2].map(() =>
+        a.db.pool.query<{ s: string }>(`SELECT current_setting('synchronous_commit') AS s`),
+      ),
+    );
+    expect(setting.map((r) => r.rows[0]!.s)).toEqual(["on", "on", "on"]);
+  });
+
+  it("runs.stream of a run executing here: the headers leave with the first event, in one write", async () => {
+    const thread = await ca.threads.create();
+    await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
+    // What the service writes to the stream's socket, write by write (a corked burst is one).
+    const writes: string[] = [];
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      if (!req.url?.endsWith("/runs/stream")) return;
+      const socket = res.socket as unknown as {
+        _write: (chunk: Buffer, enc: string, cb: () => void) => void;
+        _writev: (chunks: Array<{ chunk: Buffer | string }>, cb: () => void) => void;
+      };
+      const write = socket._write.bind(socket);
+      const writev = socket._writev.bind(socket);
+      socket._write = (chunk, enc, cb) => {
+        writes.push(String(chunk));
+        write(chunk, enc, cb);
+      };
+      socket._writev = (chunks, cb) => {
+        writes.push(chunks.map((c) => String(c.chunk)).join(""));
+        writev(chunks, cb);
+      };
+    };
+    a.server.on("request", onRequest);
+    try {
+      for await (const chunk of ca.runs.stream(thread.thread_id, "plain", {
+        input: { count: 1 },
+        streamMode: ["values"],
+      }))
+        void chunk;
+    } finally {
+      a.server.off("request", onRequest);
+    }
+    expect(writes[0]).toMatch(/^HTTP\/1\.1 200/);
+    expect(writes[0]).toContain("event: metadata");
   });
 });
 
