@@ -276,16 +276,25 @@ if (want("agent")) {
   log("Agent Server benchmark (runs.wait and runs.stream over HTTP vs in-process MemorySaver)");
   const r = await benchAgentServer({ url, quick });
   results.agentServer = r;
+  const x = (v: number) => `${fmt(v)}x`;
   process.stdout.write(
     [
       "",
-      `## Agent Server turn over HTTP vs the same graph in-process (p50 ms; ${r.rounds} rounds of ${r.turnsPerRound} turns, ratios are medians of per-round ratios)`,
+      `## Agent Server turn over HTTP vs the same graph in-process (p50 ms; service in its own process; ${r.rounds} rounds of ${r.turnsPerRound} turns, ratios are medians of per-round ratios)`,
       "",
       "| figure | p50 ms | vs in-process MemorySaver |",
       "| --- | ---: | ---: |",
-      `| \`runs.wait\` turn (SDK over HTTP, Postgres) | ${fmt(r.p50.wait, 3)} | ${fmt(r.ratios["wait/memory"])}x |`,
-      `| \`runs.stream\` turn, values (SDK over HTTP, Postgres) | ${fmt(r.p50.stream, 3)} | ${fmt(r.ratios["stream/memory"])}x |`,
+      `| \`runs.wait\` turn (SDK over HTTP, Postgres) | ${fmt(r.p50.wait, 3)} | ${x(r.ratios["wait/memory"])} |`,
+      `| \`runs.stream\` turn, values (SDK over HTTP, Postgres) | ${fmt(r.p50.stream, 3)} | ${x(r.ratios["stream/memory"])} |`,
       `| \`graph.invoke\` in-process on MemorySaver | ${fmt(r.p50.memory, 3)} | 1.00x |`,
+      `| \`graph.invoke\` in-process on PostgresCheckpointer | ${fmt(r.p50.threadline, 3)} | ${x(r.ratios["threadline/memory"])} |`,
+      `| SDK \`runs.wait\` to a trivial route in the service's process | ${fmt(r.p50.sdk, 3)} | ${x(r.ratios["sdk/memory"])} |`,
+      `| plain \`fetch\` POST to that route | ${fmt(r.p50.http, 3)} | ${x(r.ratios["http/memory"])} |`,
+      `| durable single-row INSERT (one commit) | ${fmt(r.p50.commit, 3)} | ${x(r.ratios["commit/memory"])} |`,
+      `| raw floor: MemorySaver + SDK round trip + ${2 + r.graphCommitsPerTurn} commits (start, ${r.graphCommitsPerTurn} puts, end) | ${fmt(r.p50.rawFloor, 3)} | ${x(r.ratios["rawFloor/memory"])} |`,
+      `| Threadline floor: PostgresCheckpointer in-process + SDK round trip + 2 commits | ${fmt(r.p50.floor, 3)} | ${x(r.ratios["floor/memory"])} |`,
+      "",
+      `\`runs.wait\` vs raw floor ${x(r.ratios["wait/rawFloor"])}, vs Threadline floor ${x(r.ratios["wait/floor"])}; \`runs.stream\` vs Threadline floor ${x(r.ratios["stream/floor"])}.`,
       "",
     ].join("\n"),
   );
