@@ -375,8 +375,7 @@ export class RunQueue {
            FROM ins WHERE t.thread_id = $1
          )
          SELECT ins.*, (SELECT max(checkpoint_id) FROM ${this.s}.checkpoints
-                        WHERE thread_id = $1) AS base,
-                set_config('synchronous_commit', 'off', true) AS async_commit
+                        WHERE thread_id = $1) AS base
          FROM ins`,
         [
           input.threadId,

@@ -168,25 +168,7 @@ describe("a run received on a free thread", () => {
   });
 });
 
-describe("round trips a run on a free thread does not wait for", () => {
-  it("the start's commit does not wait for its WAL flush; the setting ends with that statement", async () => {
-    const thread = await ca.threads.create();
-    await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
-    const texts = await statementsOf(() =>
-      ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } }),
-    );
-    const starts = texts.filter((t) => /\bins AS \(/.test(t));
-    expect(starts).toHaveLength(1);
-    expect(starts[0]).toContain("set_config('synchronous_commit', 'off', true)");
-    // Local to the statement's transaction: the pool's sessions still commit synchronously.
-    const setting = await Promise.all(
-      [0, 1, 2].map(() =>
-        a.db.pool.query<{ s: string }>(`SELECT current_setting('synchronous_commit') AS s`),
-      ),
-    );
-    expect(setting.map((r) => r.rows[0]!.s)).toEqual(["on", "on", "on"]);
-  });
-
+describe("socket writes of a stream", () => {
   it("runs.stream of a run executing here: the headers leave with the first event, in one write", async () => {
     const thread = await ca.threads.create();
     await ca.runs.wait(thread.thread_id, "plain", { input: { count: 1 } });
