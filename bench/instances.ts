@@ -14,6 +14,7 @@ import { attachPoolErrorHandler } from "../src/db/pool.js";
 import { messageText } from "./payload.js";
 import { median, percentile } from "./stats.js";
 import { chatGraph, time } from "./turn.js";
+import { FloorSaver, createFloorTable } from "./turn-floor.js";
 
 /** p50 per side and the median of per-round ratios. */
 export interface SideBySide {
@@ -27,12 +28,20 @@ export interface InstancesBenchResult {
   /** Chat turns where every turn of a thread goes to the next of 3 checkpointers (own pools). */
   roundRobin: SideBySide;
   /**
-   * The raw-pg floor of a turn on an instance that holds nothing of the thread, measured in the
-   * same run on the same pools: one read round trip (SELECT by primary key) plus the two commits
-   * a turn waits for one after the other (single-row INSERTs), added to MemorySaver's turn; as a
-   * ratio to MemorySaver's turn. No Postgres checkpointer can beat it with durable commits.
+   * The floors, measured in the same rounds on the same pools: a {@link FloorSaver} (MemorySaver
+   * that makes one primary-key SELECT per read and commits one 0.4 KB INSERT per put, and, in
+   * the DeltaChannel graph, per putWrites of `messages`) driven by LangGraph like any saver.
+   * `ratio`/`deltaRatio` are floor/MemorySaver, `threadlineRatio`/`deltaThreadlineRatio`
+   * threadline/floor; `selectMs`/`insertMs` the raw statements' p50 on the same pools.
    */
-  floor: { selectMs: number; insertMs: number; ratio: number; deltaRatio: number };
+  floor: {
+    selectMs: number;
+    insertMs: number;
+    ratio: number;
+    deltaRatio: number;
+    threadlineRatio: number;
+    deltaThreadlineRatio: number;
+  };
   /** A graph whose `messages` is `DeltaChannel(messagesDeltaReducer)`, three savers. */
   delta: SideBySide & {
     /** Statements sent by one `getDeltaChannelHistory` of a 20-turn thread's latest checkpoint. */
@@ -45,7 +54,7 @@ export interface InstancesBenchResult {
 const CONTENT = (i: number, role: string) => messageText(i, role);
 
 /** The same chat graph with `messages` as a DeltaChannel (LangGraph's beta delta storage). */
-function deltaGraph(checkpointer: BaseCheckpointSaver) {
+export function deltaGraph(checkpointer: BaseCheckpointSaver) {
   const State = Annotation.Root({
     messages: new DeltaChannel<BaseMessage[], Messages>(messagesDeltaReducer),
   });
@@ -110,10 +119,10 @@ function statementCounter(): { readonly count: number; reset(): void; restore():
  * Figures across instances, all on one database:
  * - round robin: three PostgresCheckpointers, each with its own pool like three service
  *   instances behind a load balancer, each turn of a thread on the next one (so no instance
- *   ever holds the previous turn), against MemorySaver;
+ *   ever holds the previous turn), against MemorySaver and a floor saver on the same pools;
  * - DeltaChannel: the chat graph with `messages: new DeltaChannel(messagesDeltaReducer)` on
- *   Threadline, the official PostgresSaver and MemorySaver, and how many statements one
- *   `getDeltaChannelHistory` costs on a 20-turn thread.
+ *   Threadline, the official PostgresSaver, MemorySaver and a floor saver, and how many
+ *   statements one `getDeltaChannelHistory` costs on a 20-turn thread.
  */
 export async function benchInstances(opts: {
   url: string;
@@ -132,6 +141,10 @@ export async function benchInstances(opts: {
     const official = new PostgresSaver(pools[3]!, undefined, { schema: officialSchema });
     await official.setup();
     const memory = new MemorySaver();
+    const floorTable = await createFloorTable(pools[0]!, schema);
+    // The round robin's floor saver reads and commits on the pool of the turn's instance.
+    let rrPool = pools[0]!;
+    const rrFloor = chatGraph(new FloorSaver(() => rrPool, floorTable));
 
     const input = (turn: number) => ({ messages: [new HumanMessage(CONTENT(turn, "user"))] });
     const cfg = (threadId: string) => ({ configurable: { thread_id: threadId } });
@@ -141,16 +154,25 @@ export async function benchInstances(opts: {
       {
         threadline: (t, turn) => rr[turn % 3]!.invoke(input(turn), cfg(`rr-${t}`)),
         memory: (t, turn) => memGraph.invoke(input(turn), cfg(`rr-${t}`)),
+        floor: (t, turn) => {
+          rrPool = pools[turn % 3]!;
+          return rrFloor.invoke(input(turn), cfg(`rr-${t}`));
+        },
       },
       threads,
       "",
-      [["threadline", "memory"]],
+      [
+        ["threadline", "memory"],
+        ["floor", "memory"],
+        ["threadline", "floor"],
+      ],
     );
 
     const dg = {
       threadline: deltaGraph(instances[0]!),
       official: deltaGraph(official),
       memory: deltaGraph(memory),
+      floor: deltaGraph(new FloorSaver(() => pools[0]!, floorTable, new Set(["messages"]))),
     };
     const delta = await sideBySide(
       Object.fromEntries(
@@ -165,6 +187,8 @@ export async function benchInstances(opts: {
         ["threadline", "memory"],
         ["threadline", "official"],
         ["official", "memory"],
+        ["floor", "memory"],
+        ["threadline", "floor"],
       ],
     );
 
@@ -204,34 +228,27 @@ export async function benchInstances(opts: {
       official: percentile(ms.official, 50),
       ratio: median(ms.threadline.map((x, i) => x / Math.max(1e-6, ms.official[i]!))),
     };
-    // The raw floor, same pools, same moment.
-    await pools[0]!.query(`CREATE TABLE "${schema}".bench_floor (id text PRIMARY KEY, v text)`);
+    // The raw statements the floor savers are made of, same pools, same moment.
     const sel: number[] = [];
     const ins: number[] = [];
     for (let r = 0; r < (opts.quick ? 40 : 200); r++) {
       const pool = pools[r % 3]!;
       sel.push(
-        await time(() =>
-          pool.query(`SELECT * FROM "${schema}".bench_floor WHERE id = $1`, [`k${r % 10}`]),
-        ),
+        await time(() => pool.query(`SELECT * FROM ${floorTable} WHERE id = $1`, [`k${r % 10}`])),
       );
       ins.push(
         await time(() =>
-          pool.query(`INSERT INTO "${schema}".bench_floor VALUES ($1, $2)`, [
-            `k${r}`,
-            "x".repeat(400),
-          ]),
+          pool.query(`INSERT INTO ${floorTable} VALUES ($1, $2)`, [`raw${r}`, "x".repeat(400)]),
         ),
       );
     }
-    const selectMs = percentile(sel, 50);
-    const insertMs = percentile(ins, 50);
-    const floorOf = (memoryMs: number) => (memoryMs + selectMs + 2 * insertMs) / memoryMs;
     const floor = {
-      selectMs,
-      insertMs,
-      ratio: floorOf(roundRobin.p50.memory!),
-      deltaRatio: floorOf(delta.p50.memory!),
+      selectMs: percentile(sel, 50),
+      insertMs: percentile(ins, 50),
+      ratio: roundRobin.ratios["floor/memory"]!,
+      deltaRatio: delta.ratios["floor/memory"]!,
+      threadlineRatio: roundRobin.ratios["threadline/floor"]!,
+      deltaThreadlineRatio: delta.ratios["threadline/floor"]!,
     };
     return { roundRobin, floor, delta: { ...delta, historyStatements, historyMs } };
   } finally {

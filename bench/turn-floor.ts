@@ -6,6 +6,7 @@ import {
   type Checkpoint,
   type CheckpointMetadata,
   type CheckpointTuple,
+  type PendingWrite,
 } from "@langchain/langgraph-checkpoint";
 import pg from "pg";
 import { PostgresCheckpointer } from "../src/checkpoint/postgres/saver.js";
@@ -22,36 +23,69 @@ export interface TurnFloorResult {
 }
 
 /**
- * The floor of a durable chat turn: MemorySaver, except that every getTuple first makes one
- * primary-key SELECT round trip and every put first commits one single-row INSERT of ~0.4 KB
- * (pending writes cost nothing: Threadline sends them with the next put). LangGraph drives it
- * exactly as it drives any saver, so whatever its own work overlaps (the puts of one invoke are
- * chained, the steps run meanwhile) is overlapped here too: what is left is the round trips and
- * commits no saver can avoid.
+ * The floor of a durable chat turn: MemorySaver, except that every getTuple (and every
+ * getDeltaChannelHistory) first makes one primary-key SELECT round trip and every put first
+ * commits one single-row INSERT of ~0.4 KB. Pending writes cost nothing (Threadline sends them
+ * with the next put) unless they touch a channel in `commitWritesOf`: a DeltaChannel's writes
+ * are its stored history, so they commit on their own. LangGraph drives it exactly as it drives
+ * any saver, so whatever its own work overlaps (the puts of one invoke are chained, the steps
+ * run meanwhile) is overlapped here too: what is left is the round trips and commits no saver
+ * can avoid. `poolOf` is read at every call, so a benchmark can move it between instances.
  */
-class FloorSaver extends MemorySaver {
+export class FloorSaver extends MemorySaver {
   private n = 0;
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly poolOf: () => pg.Pool,
     private readonly table: string,
+    private readonly commitWritesOf: ReadonlySet<string> = new Set(),
   ) {
     super();
   }
+  private read(): Promise<unknown> {
+    return this.poolOf().query(`SELECT * FROM ${this.table} WHERE id = $1`, [`k${this.n % 10}`]);
+  }
+  private commit(key: string): Promise<unknown> {
+    return this.poolOf().query(`INSERT INTO ${this.table} VALUES ($1, $2)`, [
+      `p${++this.n}-${key}`,
+      FLOOR_ROW,
+    ]);
+  }
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
-    await this.pool.query(`SELECT * FROM ${this.table} WHERE id = $1`, [`k${this.n % 10}`]);
+    await this.read();
     return super.getTuple(config);
+  }
+  override async getDeltaChannelHistory(
+    ...args: Parameters<MemorySaver["getDeltaChannelHistory"]>
+  ): ReturnType<MemorySaver["getDeltaChannelHistory"]> {
+    await this.read();
+    return super.getDeltaChannelHistory(...args);
   }
   override async put(
     config: RunnableConfig,
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
   ): Promise<RunnableConfig> {
-    await this.pool.query(`INSERT INTO ${this.table} VALUES ($1, $2)`, [
-      `p${++this.n}-${checkpoint.id}`,
-      FLOOR_ROW,
-    ]);
+    await this.commit(checkpoint.id);
     return super.put(config, checkpoint, metadata);
   }
+  override async putWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+  ): Promise<void> {
+    if (writes.some(([channel]) => this.commitWritesOf.has(channel))) await this.commit(taskId);
+    return super.putWrites(config, writes, taskId);
+  }
+}
+
+/** Creates the floor savers' table (ten rows to read, k0..k9) in `schema`; returns its name. */
+export async function createFloorTable(pool: pg.Pool, schema: string): Promise<string> {
+  const table = `"${schema}".bench_floor`;
+  await pool.query(`CREATE TABLE ${table} (id text PRIMARY KEY, v text)`);
+  await pool.query(`INSERT INTO ${table} SELECT 'k' || g, $1 FROM generate_series(0, 9) g`, [
+    FLOOR_ROW,
+  ]);
+  return table;
 }
 
 const FLOOR_ROW = "x".repeat(400);
@@ -66,18 +100,14 @@ export async function benchTurnFloor(opts: {
 }): Promise<TurnFloorResult> {
   const pool = attachPoolErrorHandler(new pg.Pool({ connectionString: opts.url, max: 4 }));
   const schema = `bench_turnfloor_${Math.random().toString(36).slice(2, 8)}`;
-  const table = `"${schema}".bench_floor`;
   try {
     const threadline = new PostgresCheckpointer(pool, { schema });
     await threadline.setup();
-    await pool.query(`CREATE TABLE ${table} (id text PRIMARY KEY, v text)`);
-    await pool.query(`INSERT INTO ${table} SELECT 'k' || g, $1 FROM generate_series(0, 9) g`, [
-      FLOOR_ROW,
-    ]);
+    const table = await createFloorTable(pool, schema);
     const savers: Record<keyof TurnFloorResult["p50"], BaseCheckpointSaver> = {
       threadline,
       memory: new MemorySaver(),
-      floor: new FloorSaver(pool, table),
+      floor: new FloorSaver(() => pool, table),
     };
     const names = Object.keys(savers) as Array<keyof TurnFloorResult["p50"]>;
     const graphs = Object.fromEntries(names.map((s) => [s, chatGraph(savers[s])])) as Record<

@@ -63,5 +63,7 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   expect(figures.loadSideBySide.ratios["threadline/official"]).toBeGreaterThan(0);
   // A count, not a timing: DeltaChannel's history read is one statement.
   expect(figures.instances.delta.historyStatements.threadline).toBe(1);
-  expect(figures.targets.length).toBeGreaterThanOrEqual(14);
+  for (const k of ["ratio", "deltaRatio", "threadlineRatio", "deltaThreadlineRatio"])
+    expect(figures.instances.floor[k]).toBeGreaterThan(0);
+  expect(figures.targets.length).toBeGreaterThanOrEqual(16);
 }, 600_000);
