@@ -677,7 +677,8 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     const checkpointId = threadIdOf(config, "checkpoint_id");
     if (threadId === undefined || checkpointId === undefined) return;
     const pending = !this.isPrimary() && this.store.hasPending(threadId);
-    const serialized = await this.store.serializeWrites(writes);
+    const serialized =
+      this.store.encodeWritesSync(writes) ?? (await this.store.serializeWrites(writes));
     try {
       this.store.putWritesSerialized({
         threadId,

@@ -11,11 +11,13 @@ import {
   type CheckpointMetadata,
   type CheckpointPendingWrite,
   type CheckpointTuple,
+  JsonPlusSerializer,
   type SerializerProtocol,
   type WritesSortKey,
 } from "@langchain/langgraph-checkpoint";
 import { ThreadlineError } from "../../errors.js";
 import { asLimit } from "../config-ids.js";
+import { fastEncode } from "../postgres/fast-encode.js";
 import { estimateBytes, estimateItemsBytes } from "../size.js";
 import {
   PendingLog,
@@ -113,6 +115,20 @@ function jsonLength(value: unknown): number {
   }
 }
 
+const textEncoder = new TextEncoder();
+
+/**
+ * `versions_seen` copied (node -> channel -> version; versions are numbers or strings), as
+ * `structuredClone` would, at a fraction of its cost: it is copied at every cached put.
+ */
+function copyVersionsSeen(
+  seen: Checkpoint["versions_seen"] | undefined,
+): Checkpoint["versions_seen"] {
+  const out: Checkpoint["versions_seen"] = {};
+  for (const [node, versions] of Object.entries(seen ?? {})) out[node] = { ...versions };
+  return out;
+}
+
 /**
  * A copy of a checkpoint's top level: its maps are copied and its arrays sliced, elements shared.
  * Taken when the cache stores a checkpoint and again for each read of it, so neither the caller's
@@ -126,7 +142,7 @@ function copyTopLevel(checkpoint: Checkpoint): Checkpoint {
     ...checkpoint,
     channel_values: values,
     channel_versions: { ...checkpoint.channel_versions },
-    versions_seen: structuredClone(checkpoint.versions_seen ?? {}),
+    versions_seen: copyVersionsSeen(checkpoint.versions_seen),
   };
 }
 
@@ -190,6 +206,8 @@ export class FallbackStore {
   private itemOf = new WeakMap<object, SerializedItem>();
   /** Each serialized element decoded once, so every read and the replay see the same object. */
   private decodedItems = new WeakMap<SerializedItem, Promise<unknown>>();
+  /** The serializer is LangGraph's own: plain JSON then takes the synchronous encoder. */
+  private readonly fastJson: boolean;
 
   /**
    * @param phase what the checkpointer is doing, for the FALLBACK_FULL message: `outage` while
@@ -200,7 +218,25 @@ export class FallbackStore {
     private readonly limits: FallbackStoreLimits,
     private readonly nextVersion: (current: ChannelVersion | undefined) => ChannelVersion,
     private readonly phase: () => "outage" | "replaying" = () => "outage",
-  ) {}
+  ) {
+    this.fastJson = Object.getPrototypeOf(serde) === JsonPlusSerializer.prototype;
+  }
+
+  /**
+   * The serializer's output for `value` without awaiting it: with LangGraph's own serializer,
+   * plain JSON (metadata, messages) gets the same bytes from one `JSON.stringify` (see
+   * fast-encode.ts); undefined means "ask the serializer". The write-through cache serializes
+   * every put's metadata and every write, so its cost is part of every turn.
+   */
+  encodeSync(value: unknown): Serialized | undefined {
+    if (!this.fastJson || value instanceof Uint8Array) return undefined;
+    const text = fastEncode(value);
+    return text === undefined ? undefined : ["json", textEncoder.encode(text)];
+  }
+
+  private async dumps(value: unknown): Promise<Serialized> {
+    return this.encodeSync(value) ?? (await this.serde.dumpsTyped(value));
+  }
 
   // ------------------------------------------------------------------ accounting
 
@@ -335,12 +371,10 @@ export class FallbackStore {
     pending: boolean;
   }): Promise<void> {
     if (!args.pending && this.limits.cacheMaxThreads <= 0) return;
-    const [checkpoint, metadata] = await Promise.all([
-      args.pending
-        ? this.serializePending(args.threadId, args.ns, args.checkpoint)
-        : snapshot(args.checkpoint),
-      this.serde.dumpsTyped(args.metadata),
-    ]);
+    const metadata = this.encodeSync(args.metadata) ?? (await this.serde.dumpsTyped(args.metadata));
+    const checkpoint = args.pending
+      ? await this.serializePending(args.threadId, args.ns, args.checkpoint)
+      : snapshot(args.checkpoint);
     this.putSerialized({ ...args, checkpoint, metadata, source: args.checkpoint });
   }
 
@@ -456,7 +490,7 @@ export class FallbackStore {
         }
         let shared = this.itemOf.get(item);
         if (!shared) {
-          shared = new SerializedItem(await this.serde.dumpsTyped(item));
+          shared = new SerializedItem(await this.dumps(item));
           this.itemOf.set(item, shared);
           bytes += byteLength(shared.value);
         }
@@ -465,7 +499,7 @@ export class FallbackStore {
       arrays[channel] = items;
       bytes += REFERENCE_BYTES * value.length;
     }
-    const rest = await this.serde.dumpsTyped({ ...checkpoint, channel_values: others });
+    const rest = await this.dumps({ ...checkpoint, channel_values: others });
     return { rest, arrays, bytes: bytes + byteLength(rest) };
   }
 
@@ -507,12 +541,26 @@ export class FallbackStore {
 
   /** Serializes writes (the values only), for {@link putWritesSerialized}. */
   async serializeWrites(writes: Array<[string, unknown]>): Promise<Array<[string, Serialized]>> {
-    return Promise.all(
-      writes.map(async ([channel, value]): Promise<[string, Serialized]> => [
-        channel,
-        await this.serde.dumpsTyped(value),
-      ]),
+    return (
+      this.encodeWritesSync(writes) ??
+      Promise.all(
+        writes.map(async ([channel, value]): Promise<[string, Serialized]> => [
+          channel,
+          await this.dumps(value),
+        ]),
+      )
     );
+  }
+
+  /** {@link serializeWrites} without awaiting, when every value takes the synchronous encoder. */
+  encodeWritesSync(writes: Array<[string, unknown]>): Array<[string, Serialized]> | undefined {
+    const out: Array<[string, Serialized]> = [];
+    for (const [channel, value] of writes) {
+      const encoded = this.encodeSync(value);
+      if (!encoded) return undefined;
+      out.push([channel, encoded]);
+    }
+    return out;
   }
 
   /**
@@ -601,12 +649,12 @@ export class FallbackStore {
     if (existing) return;
     const parent: unknown = tuple.parentConfig?.configurable?.checkpoint_id;
     const checkpoint = snapshot(tuple.checkpoint);
-    const metadata = await this.serde.dumpsTyped(tuple.metadata ?? {});
+    const metadata = await this.dumps(tuple.metadata ?? {});
     const writes = await Promise.all(
       (tuple.pendingWrites ?? []).map(async ([taskId, channel, value]) => ({
         taskId,
         channel,
-        value: await this.serde.dumpsTyped(value),
+        value: await this.dumps(value),
       })),
     );
     // Re-check after the awaits: a put may have stored this checkpoint meanwhile.

@@ -5,6 +5,7 @@ import {
   uuid6,
   type Checkpoint,
 } from "@langchain/langgraph-checkpoint";
+import { AIMessage, HumanMessage } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
 import {
   FallbackStore,
@@ -106,6 +107,55 @@ describe("FallbackStore", () => {
     (first?.checkpoint.channel_values["messages"] as string[]).push("reader");
     const second = await s.getTuple("t", "", undefined);
     expect(second?.checkpoint.channel_values["messages"]).toEqual(["hi", "there"]);
+  });
+
+  it("a cached snapshot keeps its own versions_seen: the caller's later changes do not reach it", async () => {
+    const s = store();
+    const c = cp({ messages: ["hi"] }, { messages: 1 });
+    c.versions_seen = { model: { messages: 1 } };
+    await put(s, "t", c, { messages: 1 }, false);
+    c.versions_seen["model"]!["messages"] = 2;
+    c.versions_seen["other"] = { messages: 1 };
+    const read = await s.getTuple("t", "", undefined);
+    expect(read?.checkpoint.versions_seen).toEqual({ model: { messages: 1 } });
+  });
+
+  it("encodes metadata and write values to the very bytes of LangGraph's serializer", async () => {
+    const serde = new JsonPlusSerializer();
+    const s = store();
+    const values: unknown[] = [
+      meta,
+      { source: "input", step: -1, parents: { "": "abc" }, writes: { x: [1, "é", null] } },
+      [new HumanMessage({ id: "h1", content: "hello \u0000 there" })],
+      [new AIMessage({ content: "reply", id: "a1", response_metadata: { model: "offline" } })],
+      "plain",
+      42,
+      null,
+    ];
+    for (const value of values) {
+      const [type, bytes] = await serde.dumpsTyped(value);
+      const fast = s.encodeSync(value);
+      expect(fast?.[0]).toBe(type);
+      expect(Buffer.from(fast![1]).toString("utf8")).toBe(Buffer.from(bytes).toString("utf8"));
+    }
+    // What only the serializer can write is left to it.
+    expect(s.encodeSync(new Set([1]))).toBeUndefined();
+    expect(s.encodeSync(new Uint8Array([1, 2]))).toBeUndefined();
+    expect(s.encodeSync({ a: undefined })).toBeUndefined();
+    // A serializer of its own is always asked.
+    class OwnSerde extends JsonPlusSerializer {}
+    const own = new FallbackStore(
+      new OwnSerde(),
+      {
+        maxPendingEntries: 10,
+        maxPendingBytes: 10_000,
+        cacheMaxThreads: 10,
+        cacheMaxBytes: 10_000,
+        cacheCheckpointsPerNamespace: 2,
+      },
+      () => 1,
+    );
+    expect(own.encodeSync(meta)).toBeUndefined();
   });
 
   it("counts cached snapshots against cacheMaxBytes by their serialized size", async () => {
