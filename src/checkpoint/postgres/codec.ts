@@ -14,15 +14,41 @@ export interface Payload {
 const textDecoder = new TextDecoder();
 const NUL_ESCAPE = "\\u0000";
 
+/** Texts up to this length are remembered with their compressed form (see {@link packedText}). */
+const PACKED_MEMO_MAX_TEXT = 8192;
+/** Texts remembered at most: a turn's repeat comes a few dozen compressions later at 50 chats. */
+const PACKED_MEMO_SIZE = 128;
+/** Recent JSON texts and their compressed base64 (null: not worth compressing), oldest first. */
+const packedMemo = new Map<string, string | null>();
+
+/**
+ * The base64 of `text` compressed, or null when compression does not pay. A chat turn stores
+ * its reply twice (as the node's pending write, then as the delta of `messages` in the next
+ * put), the same JSON text both times: deflate is the costliest step of a payload (a deflate
+ * state is set up per call), so the last few short texts are remembered with their result. The
+ * text itself is the key: an equal text gets the same bytes it would have been compressed to.
+ */
+function packedText(text: string): string | null {
+  const known = packedMemo.get(text);
+  if (known !== undefined) return known;
+  const packed = compress(Buffer.from(text));
+  const b64 = packed ? packed.toString("base64") : null;
+  if (text.length <= PACKED_MEMO_MAX_TEXT) {
+    if (packedMemo.size >= PACKED_MEMO_SIZE) packedMemo.delete(packedMemo.keys().next().value!);
+    packedMemo.set(text, b64);
+  }
+  return b64;
+}
+
 /**
  * Serializer output as the (type, text, base64) triple the statements send. JSON travels as text;
  * with `compressed`, JSON worth compressing travels (and is stored) deflated, as `<type>+z1`.
  */
 export function toPayload(type: string, data: Uint8Array | string, compressed: boolean): Payload {
   if (compressed && (type === "json" || type === "delta")) {
-    const packed = compress(typeof data === "string" ? Buffer.from(data) : data);
-    if (packed)
-      return { type: `${type}${COMPRESSED_SUFFIX}`, txt: null, b64: packed.toString("base64") };
+    const b64 =
+      typeof data === "string" ? packedText(data) : (compress(data)?.toString("base64") ?? null);
+    if (b64 !== null) return { type: `${type}${COMPRESSED_SUFFIX}`, txt: null, b64 };
   }
   if (type === "json" || type === "delta")
     return { type, txt: typeof data === "string" ? data : textDecoder.decode(data), b64: null };

@@ -5,6 +5,7 @@ import {
   compress,
   decompressToText,
 } from "../../../../src/checkpoint/postgres/compression.js";
+import { toPayload } from "../../../../src/checkpoint/postgres/codec.js";
 
 const message = (text: string) =>
   JSON.stringify([
@@ -38,5 +39,18 @@ describe("compression", () => {
     const text = message("the same old row ".repeat(20));
     const old = deflateRawSync(Buffer.from(text), { level: 6, dictionary: DICTIONARY_V1 });
     expect(decompressToText(old)).toBe(text);
+  });
+
+  it("a text compressed again (a reply stored as a write, then as a delta) travels as the same bytes", () => {
+    const text = message("the reply of this turn, long enough to be worth compressing");
+    const fresh = compress(Buffer.from(text))!.toString("base64");
+    const first = toPayload("json", text, true);
+    const again = toPayload("delta", `${text}`, true);
+    expect(first).toEqual({ type: "json+z1", txt: null, b64: fresh });
+    expect(again).toEqual({ type: "delta+z1", txt: null, b64: fresh });
+    expect(decompressToText(Buffer.from(again.b64!, "base64"))).toBe(text);
+    // Not worth compressing, the second time too.
+    expect(toPayload("json", '"short"', true)).toEqual({ type: "json", txt: '"short"', b64: null });
+    expect(toPayload("json", '"short"', true)).toEqual({ type: "json", txt: '"short"', b64: null });
   });
 });
