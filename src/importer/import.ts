@@ -305,6 +305,18 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
     for (let i = 0; i < threadIds.length; i += batchSize)
       batches.push(threadIds.slice(i, i + batchSize));
     let next = 0;
+    // One batch converts at a time, in batch order. Interleaved (every worker converting its
+    // batch a few milliseconds at a time), all batches in flight finished converting together,
+    // so their writes started together and this process then waited on Postgres; taking turns,
+    // the first batch is written while the next one converts (decision I14).
+    let converting: Promise<void> = Promise.resolve();
+    const convertTurn = async (): Promise<() => void> => {
+      const previous = converting;
+      let release!: () => void;
+      converting = new Promise<void>((resolve) => (release = resolve));
+      await previous;
+      return release;
+    };
     const worker = async () => {
       while (next < batches.length) {
         if (signal?.aborted) {
@@ -312,25 +324,35 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
           return;
         }
         const batch = batches[next++]!;
-        const fingerprints = await writer.journaled(batch, dryRun);
+        const turn = convertTurn();
+        // The journal lookup's round trip overlaps the conversion of the batch before.
+        const fingerprints = await writer.journaled(batch, dryRun).catch(async (err: unknown) => {
+          (await turn)();
+          throw err;
+        });
         const rows: ThreadRows[] = [];
+        const release = await turn;
         let slice = performance.now();
-        for (const threadId of batch) {
-          // Conversion is synchronous CPU work; a batch of it would hold the event loop for
-          // hundreds of milliseconds while the other workers' transactions wait for their
-          // replies to be read. Yielding every few milliseconds lets each of their round trips
-          // go on at once, so Postgres works while this process converts.
-          if (performance.now() - slice >= YIELD_EVERY_MS) {
-            await new Promise<void>((resolve) => setImmediate(resolve));
-            slice = performance.now();
+        try {
+          for (const threadId of batch) {
+            // Conversion is synchronous CPU work; a batch of it would hold the event loop for
+            // hundreds of milliseconds while the other workers' transactions wait for their
+            // replies to be read. Yielding every few milliseconds lets each of their round trips
+            // go on at once, so Postgres works while this process converts.
+            if (performance.now() - slice >= YIELD_EVERY_MS) {
+              await new Promise<void>((resolve) => setImmediate(resolve));
+              slice = performance.now();
+            }
+            const t = assemble(threadId);
+            if (!t) continue;
+            const converted = await convert(t, fingerprints.get(threadId));
+            if (!converted) continue;
+            if (converted.rows && options.verify) verifyRows.push(converted.rows);
+            if (converted.skipped) summary.skipped++;
+            else if (converted.rows) rows.push(converted.rows);
           }
-          const t = assemble(threadId);
-          if (!t) continue;
-          const converted = await convert(t, fingerprints.get(threadId));
-          if (!converted) continue;
-          if (converted.rows && options.verify) verifyRows.push(converted.rows);
-          if (converted.skipped) summary.skipped++;
-          else if (converted.rows) rows.push(converted.rows);
+        } finally {
+          release();
         }
         if (dryRun) {
           for (const r of rows) {
