@@ -541,14 +541,13 @@ export class FallbackStore {
 
   /** Serializes writes (the values only), for {@link putWritesSerialized}. */
   async serializeWrites(writes: Array<[string, unknown]>): Promise<Array<[string, Serialized]>> {
-    return (
-      this.encodeWritesSync(writes) ??
-      Promise.all(
-        writes.map(async ([channel, value]): Promise<[string, Serialized]> => [
-          channel,
-          await this.dumps(value),
-        ]),
-      )
+    // Each value tries the synchronous encoder first (dumps); callers that must not await take
+    // encodeWritesSync before this, so trying it here again for the whole list would be twice.
+    return Promise.all(
+      writes.map(async ([channel, value]): Promise<[string, Serialized]> => [
+        channel,
+        await this.dumps(value),
+      ]),
     );
   }
 
