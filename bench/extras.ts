@@ -146,6 +146,18 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     );
   }
 
+  if (ctx.want("turncpu")) {
+    const { benchTurnCpu } = await import("./turn-cpu.js");
+    log(
+      "CPU per chat turn in one process (the service's chat turn on its saver stack over PostgresCheckpointer vs MemorySaver, alternating rounds of 50 concurrent chats)",
+    );
+    const r = await benchTurnCpu({ url: ctx.url, quick });
+    results.turnCpu = r;
+    out.push(
+      `CPU per chat turn in one process (${r.rounds} alternating rounds of ${r.turnsPerRound} turns, no HTTP; decision H46): PostgresCheckpointer behind the fallback ${fmt(r.cpuMsPerTurn.threadline!, 2)} ms, MemorySaver ${fmt(r.cpuMsPerTurn.memory!, 2)} ms; the saver stack's own cost ${fmt(r.deltaMs, 2)} ms per turn (median of per-round differences), ${fmt(r.ratio, 2)}x MemorySaver's turns per CPU second (informational; the HTTP load above adds the same HTTP work to both sides)`,
+    );
+  }
+
   if (out.length > 0)
     process.stdout.write(`\n## Other capabilities\n\n${out.map((l) => `- ${l}`).join("\n")}\n`);
 }

@@ -5,7 +5,7 @@ import { runExtras } from "./extras.js";
 import { benchTurnFloor, type TurnFloorResult } from "./turn-floor.js";
 
 /**
- * `npm run bench [-- --quick] [-- --json <file>] [-- --only checkpoint,instances,scale,prepared,agent,sweep,import,load,embedded]`
+ * `npm run bench [-- --quick] [-- --json <file>] [-- --only checkpoint,instances,scale,prepared,agent,sweep,import,load,turncpu,embedded]`
  *
  * One process measures the official PostgresSaver, Threadline's PostgresCheckpointer, MemorySaver
  * and a raw-pg floor on the same Postgres with the same payloads, interleaved in rounds, and

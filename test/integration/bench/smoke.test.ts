@@ -61,6 +61,8 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   }
   expect(figures.loadSideBySide.ratios["threadline/memory"]).toBeGreaterThan(0);
   expect(figures.loadSideBySide.ratios["threadline/official"]).toBeGreaterThan(0);
+  expect(figures.turnCpu.cpuMsPerTurn.threadline).toBeGreaterThan(0);
+  expect(figures.turnCpu.cpuMsPerTurn.memory).toBeGreaterThan(0);
   // A count, not a timing: DeltaChannel's history read is one statement.
   expect(figures.instances.delta.historyStatements.threadline).toBe(1);
   for (const k of ["ratio", "deltaRatio", "threadlineRatio", "deltaThreadlineRatio"])
