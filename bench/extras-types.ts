@@ -32,6 +32,14 @@ export interface BenchImportResultLike {
   };
   stages: { readDecodePerSec: number; convertPerSec: number; rawReadPerSec: number };
   cpuFloor: { perSec: number; parseMs: number; outputMs: number; documents: number };
+  machineCpu?: {
+    nodeUs: number;
+    postgresUs: number;
+    redisUs: number;
+    totalUs: number;
+    cores: number;
+    boundPerSec: number;
+  };
 }
 export interface BenchLoadResultLike {
   concurrency: number;

@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
 import type pg from "pg";
@@ -69,6 +71,21 @@ export interface ImportBenchResult {
    * top. Checkpoints per second of that work, and its parts in ms.
    */
   cpuFloor: { perSec: number; parseMs: number; outputMs: number; documents: number };
+  /**
+   * What the shipped run cost the whole machine, per checkpoint: CPU of this process, of every
+   * Postgres server process (backends, WAL writer, checkpointer; read from /proc, so only for a
+   * server on this host, otherwise absent) and of Redis (`INFO cpu`). `boundPerSec` is the most
+   * any import doing this work could reach with every core busy and nothing else running:
+   * cores x 1 s / total CPU per checkpoint.
+   */
+  machineCpu?: {
+    nodeUs: number;
+    postgresUs: number;
+    redisUs: number;
+    totalUs: number;
+    cores: number;
+    boundPerSec: number;
+  };
   summary: ImportSummary;
 }
 
@@ -84,8 +101,9 @@ const perSec = (n: number, ms: number) => Math.round(n / (ms / 1000));
  * recorded from a real LangGraph run, alternating the Python >= 0.2 and JS >= 1.0.10 layouts,
  * with their whole history (8 checkpoints, blobs, writes; ~24 keys, ~20 KB per thread) - then
  * imports them with `--history full` three times side by side: as a dry run (no writes: the
- * conversion ceiling), with INSERTs only, and as shipped (COPY for large batches). Then it
- * writes the captured batches again, write path only. The Redis keys carry a random token and
+ * conversion ceiling), with INSERTs only, and as shipped (COPY for large batches; with the CPU it
+ * cost this process, Postgres and Redis). A fourth, untimed run captures the batches it writes,
+ * which are then written again, write path only. The Redis keys carry a random token and
  * are deleted afterwards; the rows stay in schemas `<schema>` and `<schema>_*` (the caller
  * drops `schema`; this function drops the others).
  */
@@ -98,7 +116,9 @@ export async function benchImport(opts: {
   const threads = opts.quick ? 500 : 10_000;
   const token = `tlbench${randomBytes(4).toString("hex")}`;
   const redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 2 });
-  const extra = ["insert", "w_insert", "w_copy", "w_staged"].map((s) => `${opts.schema}_${s}`);
+  const extra = ["insert", "w_insert", "w_copy", "w_staged", "capture"].map(
+    (s) => `${opts.schema}_${s}`,
+  );
   try {
     const template = await recordConversation(`${token}-template`, ["weather in sf?", "thanks"]);
     let keys = 0;
@@ -135,7 +155,13 @@ export async function benchImport(opts: {
     const rawRead = await rawReadMs(redis, `*${token}*`);
     const parse = await parseFloor(redis, `*${token}*`);
 
-    // The INSERT-only run, capturing the batches it writes for the write-only comparison.
+    const insertOnly = await run(extra[0]!, { copyMinRows: Number.POSITIVE_INFINITY });
+    const cpu0 = await machineCpuMs(redis);
+    const summary = await run(opts.schema, {});
+    const cpu1 = await machineCpuMs(redis);
+
+    // The batches for the write-only comparison come from a run of their own, after the timed
+    // ones: held across a timed run, they made its garbage collector walk them all.
     const batches: ThreadRows[][] = [];
     // eslint-disable-next-line @typescript-eslint/unbound-method -- restored below, called with its own this
     const write = ImportWriter.prototype.write;
@@ -143,13 +169,11 @@ export async function benchImport(opts: {
       batches.push(batch);
       return write.call(this, batch);
     };
-    let insertOnly: ImportSummary;
     try {
-      insertOnly = await run(extra[0]!, { copyMinRows: Number.POSITIVE_INFINITY });
+      await run(extra[4]!, { copyMinRows: Number.POSITIVE_INFINITY });
     } finally {
       ImportWriter.prototype.write = write;
     }
-    const summary = await run(opts.schema, {});
 
     // Write path only, the two paths interleaved batch by batch on 4 connections.
     await migrate(opts.pool, { schema: extra[1]! });
@@ -226,6 +250,18 @@ export async function benchImport(opts: {
         outputMs: Math.round(outputMs),
         documents: parse.documents,
       },
+      ...(cpu0.postgres !== undefined && cpu1.postgres !== undefined
+        ? {
+            machineCpu: cpuPerCheckpoint(
+              {
+                node: cpu1.node - cpu0.node,
+                postgres: cpu1.postgres - cpu0.postgres,
+                redis: cpu1.redis - cpu0.redis,
+              },
+              shipped.checkpoints,
+            ),
+          }
+        : {}),
       summary,
     };
   } finally {
@@ -325,4 +361,63 @@ async function rawReadMs(redis: Redis, match: string): Promise<{ ms: number; key
     }),
   );
   return { ms: performance.now() - t0, keys: keys.length };
+}
+
+/** /proc's CPU times are in USER_HZ ticks, 100 per second on every Linux ABI. */
+const USER_HZ = 100;
+
+/**
+ * CPU milliseconds used so far by this process, by all Postgres server processes of this host
+ * (`undefined` without /proc or without a process named postgres) and by Redis.
+ */
+async function machineCpuMs(
+  redis: Redis,
+): Promise<{ node: number; postgres: number | undefined; redis: number }> {
+  const own = process.cpuUsage();
+  let postgres: number | undefined;
+  try {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        // comm is in parentheses and may hold spaces; the fields after it are space-separated.
+        const close = stat.lastIndexOf(")");
+        if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue;
+        const fields = stat.slice(close + 2).split(" ");
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after comm.
+        postgres = (postgres ?? 0) + ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+      } catch {
+        // The process ended between the listing and the read.
+      }
+    }
+  } catch {
+    postgres = undefined;
+  }
+  const info = await redis.info("cpu");
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return {
+    node: (own.user + own.system) / 1000,
+    postgres,
+    redis: (field("used_cpu_user") + field("used_cpu_sys")) * 1000,
+  };
+}
+
+function cpuPerCheckpoint(
+  ms: { node: number; postgres: number; redis: number },
+  checkpoints: number,
+): NonNullable<ImportBenchResult["machineCpu"]> {
+  const us = (v: number) => Math.round((v * 1000) / Math.max(1, checkpoints));
+  const nodeUs = us(ms.node);
+  const postgresUs = us(ms.postgres);
+  const redisUs = us(ms.redis);
+  const totalUs = nodeUs + postgresUs + redisUs;
+  const cores = os.availableParallelism();
+  return {
+    nodeUs,
+    postgresUs,
+    redisUs,
+    totalUs,
+    cores,
+    boundPerSec: Math.round((cores * 1_000_000) / Math.max(1, totalUs)),
+  };
 }

@@ -55,6 +55,10 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   expect(figures.import.checkpoints).toBeGreaterThan(0);
   expect(figures.import.cpuFloor.perSec).toBeGreaterThan(0);
   expect(figures.import.cpuFloor.documents).toBeGreaterThan(0);
+  // The server runs on this host here (CI too), so its CPU is read from /proc.
+  expect(figures.import.machineCpu.nodeUs).toBeGreaterThan(0);
+  expect(figures.import.machineCpu.postgresUs).toBeGreaterThan(0);
+  expect(figures.import.machineCpu.boundPerSec).toBeGreaterThan(0);
   expect(figures.load.turns).toBeGreaterThan(0);
   for (const side of ["threadline", "memory", "official"]) {
     expect(figures.loadSideBySide[side].turns).toBeGreaterThan(0);
