@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { isConnectionError } from "./errors.js";
 import { connectGuarded, type GuardedClient } from "./pool.js";
+import { queryTextRows, type TextRow } from "./text-rows-query.js";
 
 /**
  * Runs queries on pooled clients that it keeps checked out while they are in use and for the
@@ -23,10 +24,19 @@ export class ClientLease {
 
   constructor(private readonly pool: pg.Pool) {}
 
-  async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    return this.on((client) => client.query<R>(config));
+  }
+
+  /** One statement whose rows come back as column texts ({@link queryTextRows}). */
+  queryText(name: string | undefined, text: string, values: unknown[]): Promise<TextRow[]> {
+    return this.on((client) => queryTextRows(client, name, text, values));
+  }
+
+  private async on<T>(run: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = this.idle.pop() ?? (await this.acquire());
     try {
-      const result = await client.query<R>(config);
+      const result = await run(client);
       this.keep(client);
       return result;
     } catch (err) {

@@ -1,24 +1,14 @@
+import type { TextRow } from "../../db/text-rows-query.js";
 import { ThreadlineError } from "../../errors.js";
 
 /**
- * One row of a load query as Postgres returns it (see `Statements.loadQuery`): the kinds share
- * positional columns c1..c6 so that one UNION ALL returns them all. Only {@link parseLoadRow}
- * reads these columns; everything else works with {@link LoadedRow}.
+ * One row of a load query as Postgres sends it, each column's text in select order (see
+ * `Statements.loadQuery`; decision H47): kind, thread_id, checkpoint_ns, c1..c6, n, txt, b64. The
+ * kinds share the positional columns c1..c6 so that one UNION ALL returns them all; kind and n
+ * are integers in text. Only {@link parseLoadRow} reads these columns; everything else works
+ * with {@link LoadedRow}.
  */
-export interface RawLoadRow {
-  kind: number;
-  thread_id: string;
-  checkpoint_ns: string;
-  c1: string;
-  c2: string | null;
-  c3: string | null;
-  c4: string | null;
-  c5: string | null;
-  c6: string | null;
-  n: number | null;
-  txt: string | null;
-  b64: string | null;
-}
+export type RawLoadRow = TextRow;
 
 /** A checkpoint row (kind 0). */
 export interface CheckpointRow {
@@ -79,50 +69,56 @@ export type LoadedRow = CheckpointRow | BlobRow | WriteRow | HeldRow;
 
 /** The single reader of the positional columns of a load query. */
 export function parseLoadRow(row: RawLoadRow): LoadedRow {
-  const threadId = row.thread_id;
-  const ns = row.checkpoint_ns;
-  switch (row.kind) {
-    case 0:
+  const threadId = row[1] ?? "";
+  const ns = row[2] ?? "";
+  const c1 = row[3] ?? "";
+  switch (row[0]) {
+    case "0":
       return {
         kind: "checkpoint",
         threadId,
         ns,
-        id: row.c1,
-        parentId: row.c2,
-        checkpoint: row.c3 ?? "{}",
-        metadata: row.c4 ?? "{}",
+        id: c1,
+        parentId: row[4] ?? null,
+        checkpoint: row[5] ?? "{}",
+        metadata: row[6] ?? "{}",
       };
-    case 1:
+    case "1":
       return {
         kind: "blob",
         threadId,
         ns,
-        channel: row.c1,
-        version: row.c2 ?? "",
-        type: row.c3 ?? "empty",
-        base: row.c4,
-        root: row.c5,
-        xmin: row.c6,
-        txt: row.txt,
-        b64: row.b64,
+        channel: c1,
+        version: row[4] ?? "",
+        type: row[5] ?? "empty",
+        base: row[6] ?? null,
+        root: row[7] ?? null,
+        xmin: row[8] ?? null,
+        txt: row[10] ?? null,
+        b64: row[11] ?? null,
       };
-    case 2:
+    case "2": {
+      const idx = row[9];
       return {
         kind: "write",
         threadId,
         ns,
-        checkpointId: row.c1,
-        taskId: row.c2 ?? "",
-        channel: row.c3 ?? "",
-        type: row.c4 ?? "json",
-        taskPath: row.c5 ?? "",
-        idx: row.n ?? 0,
-        txt: row.txt,
-        b64: row.b64,
+        checkpointId: c1,
+        taskId: row[4] ?? "",
+        channel: row[5] ?? "",
+        type: row[6] ?? "json",
+        taskPath: row[7] ?? "",
+        idx: idx == null ? 0 : Number(idx),
+        txt: row[10] ?? null,
+        b64: row[11] ?? null,
       };
-    case 3:
-      return { kind: "held", threadId, ns, channel: row.c1, version: row.c2 ?? "" };
+    }
+    case "3":
+      return { kind: "held", threadId, ns, channel: c1, version: row[4] ?? "" };
     default:
-      throw new ThreadlineError("DATA_CORRUPT", `load query returned a row of kind ${row.kind}`);
+      throw new ThreadlineError(
+        "DATA_CORRUPT",
+        `load query returned a row of kind ${String(row[0])}`,
+      );
   }
 }

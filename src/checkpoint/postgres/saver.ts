@@ -18,12 +18,13 @@ import { isConnectionError, toThreadlineError } from "../../db/errors.js";
 import { quoteSchema } from "../../db/identifier.js";
 import { migrate } from "../../db/migrator.js";
 import { ClientLease } from "../../db/lease.js";
+import type { TextRow } from "../../db/text-rows-query.js";
 import { attachPoolErrorHandler, createPool } from "../../db/pool.js";
 import { withRetry, type RetryOptions } from "../../db/retry.js";
 import { asCheckpointId, asId, asLimit, asNamespace, filterJson } from "../config-ids.js";
 import { PayloadCodec } from "./codec.js";
 import { DeltaCache, type DeltaBase } from "./delta-cache.js";
-import { parseLoadRow, type RawLoadRow } from "./load-rows.js";
+import { parseLoadRow } from "./load-rows.js";
 import {
   assembleDeltaHistory,
   assembleTuples,
@@ -193,21 +194,38 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     if (this.ownsPool) await this.pool.end();
   }
 
-  private async query<R extends pg.QueryResultRow>(
+  private query<R extends pg.QueryResultRow>(
     stmt: Statement,
     values: unknown[],
     what: string,
   ): Promise<pg.QueryResult<R>> {
-    const unnamed: pg.QueryConfig = { text: stmt.text, values };
+    return this.send(stmt, what, (name) =>
+      this.lease.query<R>(
+        name === undefined ? { text: stmt.text, values } : { name, text: stmt.text, values },
+      ),
+    );
+  }
+
+  /** A hot-path statement, its rows as column texts in select order (decision H47). */
+  private textRows(stmt: Statement, values: unknown[], what: string): Promise<TextRow[]> {
+    return this.send(stmt, what, (name) => this.lease.queryText(name, stmt.text, values));
+  }
+
+  /** Sends `stmt` (named while prepared statements are on), with retries; errors mapped. */
+  private async send<T>(
+    stmt: Statement,
+    what: string,
+    run: (name: string | undefined) => Promise<T>,
+  ): Promise<T> {
     try {
       return await withRetry(async () => {
         const named = this.prepared;
         try {
-          return await this.lease.query<R>(named ? { name: stmt.name, ...unnamed } : unnamed);
+          return await run(named ? stmt.name : undefined);
         } catch (err) {
           if (!named || !isPreparedStatementMismatch(err)) throw err;
           if (this.prepared) this.usePlainStatements(err);
-          return await this.lease.query<R>(unnamed);
+          return await run(undefined);
         }
       }, this.retry);
     } catch (err) {
@@ -262,17 +280,13 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       known[1].push(base.version);
       known[2].push(base.xmin!);
     }
-    const { rows } = checkpointId
-      ? await this.query<RawLoadRow>(
+    const rows = checkpointId
+      ? await this.textRows(
           this.statements.getById,
           [threadId, ns, checkpointId, ...known],
           "getTuple",
         )
-      : await this.query<RawLoadRow>(
-          this.statements.getLatest,
-          [threadId, ns, ...known],
-          "getTuple",
-        );
+      : await this.textRows(this.statements.getLatest, [threadId, ns, ...known], "getTuple");
     // Only the latest checkpoint becomes the base of later deltas and confirmations: reading an
     // older one (history, time travel) must not displace what the next write extends.
     const [tuple] = await assembleTuples(this.read, rows.map(parseLoadRow), !checkpointId, held);
@@ -310,7 +324,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     }
     await this.settleWrites(threadId);
     const distributed = threadId === undefined && (await this.isDistributed());
-    const { rows } = await this.query<RawLoadRow>(
+    const rows = await this.textRows(
       this.statements.list(where, limitParam, distributed),
       values,
       "list",
@@ -459,11 +473,11 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       plan.baseXmins,
     ];
     let plan = await planFor((channel) => this.deltas.get(threadId, ns, channel));
-    let rows = await this.storeCheckpoint(
+    let insertedBlobs = await this.storeCheckpoint(
       paramsOf(plan),
       this.writeQueue?.take(threadId, ns) ?? [],
     );
-    if (rows.length === 0) {
+    if (insertedBlobs === undefined) {
       // A delta base is gone: another process deleted (or swept) the thread since this one read
       // it, and the put stored nothing. What this process remembers of the thread is history
       // now; stored whole, the checkpoint lands in a fresh thread (issue 11).
@@ -473,11 +487,11 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         "the thread was deleted by another process during this turn: its checkpoint is stored whole, as a fresh thread",
       );
       plan = await planFor(() => undefined);
-      rows = await this.storeCheckpoint(paramsOf(plan), []);
-      if (rows.length === 0)
+      insertedBlobs = await this.storeCheckpoint(paramsOf(plan), []);
+      if (insertedBlobs === undefined)
         throw new ThreadlineError("DB_ERROR", "put: the checkpoint was not stored");
     }
-    const inserted = new Map(rows[0]?.stored ?? []);
+    const inserted = new Map(insertedBlobs);
     for (const r of plan.remember) {
       // A version that already existed (a retried put, or a forked thread reusing a version
       // number) holds someone else's bytes: never build deltas on it.
@@ -506,13 +520,12 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
   private async storeCheckpoint(
     params: unknown[],
     writes: WriteBatch[],
-  ): Promise<Array<{ stored: Array<[string, string]> }>> {
-    type Stored = { stored: Array<[string, string]> };
+  ): Promise<Array<[string, string]> | undefined> {
     if (writes.length === 0)
-      return (await this.query<Stored>(this.statements.put, params, "put")).rows;
-    let result: pg.QueryResult<Stored>;
+      return storedOf(await this.textRows(this.statements.put, params, "put"));
+    let rows: TextRow[];
     try {
-      result = await this.query<Stored>(
+      rows = await this.textRows(
         this.statements.putWithWrites,
         [...params, ...writeColumns(mergeWrites(writes))],
         "put",
@@ -524,13 +537,13 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
       }
       const stored = this.storeWrites(writes);
       try {
-        return (await this.query<Stored>(this.statements.put, params, "put")).rows;
+        return storedOf(await this.textRows(this.statements.put, params, "put"));
       } finally {
         await stored;
       }
     }
     for (const b of writes) b.resolve();
-    return result.rows;
+    return storedOf(rows);
   }
 
   override async putWrites(
@@ -588,7 +601,7 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     }
     try {
       const rows = mergeWrites(batches);
-      await this.query(
+      await this.textRows(
         this.statements.putWrites,
         [threadId, rows.map((r) => r.ns), ...writeColumns(rows)],
         "putWrites",
@@ -650,6 +663,16 @@ export function nextChannelVersion(current: number | string | undefined | null):
   // Parsed from its decimal text, so the number prints back as that text (at most 9 digits
   // after the point), the same in JSON, in Postgres' jsonb and in blob keys.
   return Number(`${n + 1}.${String(k).padStart(FRACTION_DIGITS, "0")}`);
+}
+
+/**
+ * The blob rows a put statement inserted, as (channel, xmin) pairs: its one row's `stored`
+ * column (JSON text); undefined when no row came back (a delta base was gone, nothing stored).
+ */
+function storedOf(rows: TextRow[]): Array<[string, string]> | undefined {
+  const row = rows[0];
+  if (row === undefined) return undefined;
+  return JSON.parse(row[0] ?? "[]") as Array<[string, string]>;
 }
 
 /** 26000 "prepared statement does not exist", 42P05 "prepared statement already exists". */
