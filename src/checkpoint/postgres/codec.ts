@@ -128,7 +128,8 @@ export class PayloadCodec {
   /** Decodes one stored payload; synchronous for plain JSON and LangChain messages. */
   decode(type: string, txt: string | null, b64: string | null): unknown {
     if (type.endsWith(COMPRESSED_SUFFIX)) {
-      txt = decompressToText(payloadData(null, b64) as Uint8Array);
+      // Inflated at once: the decoded bytes need no copy of their own (payloadData's).
+      txt = decompressToText(Buffer.from(b64 ?? "", "base64"));
       b64 = null;
       type = type.slice(0, -COMPRESSED_SUFFIX.length);
     }

@@ -42,7 +42,20 @@ export function compress(bytes: Uint8Array): Buffer | undefined {
   return out.byteLength <= bytes.byteLength * 0.8 ? out : undefined;
 }
 
+/**
+ * Output buffer of one inflate call, from the compressed size: chat payloads inflate to 2-5 times
+ * their compressed bytes. zlib's default (16 KiB) allocates a fresh 16 KiB buffer per call,
+ * most of a one-message row's inflate time and garbage; below 4 KiB Node takes the buffer from
+ * its shared pool. A larger output only takes more rounds of the same call.
+ */
+function inflateChunkSize(compressedBytes: number): number {
+  return Math.min(64 * 1024, Math.max(1024, compressedBytes * 4));
+}
+
 /** Inverse of {@link compress}: the original UTF-8 text. */
 export function decompressToText(data: Uint8Array): string {
-  return inflateRawSync(data, { dictionary: DICTIONARY_V1 }).toString("utf8");
+  return inflateRawSync(data, {
+    dictionary: DICTIONARY_V1,
+    chunkSize: inflateChunkSize(data.byteLength),
+  }).toString("utf8");
 }

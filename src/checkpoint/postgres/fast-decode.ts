@@ -30,6 +30,18 @@ function camelCase(key: string): string {
     .replace(/_+([a-z0-9])/g, (_m, char: string) => char.toUpperCase());
 }
 
+/** Message kwargs keys are a handful of names (content, additional_kwargs, ...), seen per message. */
+const camelMemo = new Map<string, string>();
+const CAMEL_MEMO_MAX = 512;
+function camelKey(key: string): string {
+  let out = camelMemo.get(key);
+  if (out === undefined) {
+    out = camelCase(key);
+    if (camelMemo.size < CAMEL_MEMO_MAX) camelMemo.set(key, out);
+  }
+  return out;
+}
+
 function invertedAliases(ctor: { prototype?: unknown }): Record<string, string> {
   let cached = aliasCache.get(ctor);
   if (!cached) {
@@ -50,10 +62,21 @@ function invertedAliases(ctor: { prototype?: unknown }): Record<string, string> 
   return cached;
 }
 
+/**
+ * The value with its LangChain messages built. Objects are walked with for-in over own keys
+ * (what Object.entries returns for a parsed object, without its array of pairs), and a message's
+ * kwargs are revived straight into the constructor's fields: one object per message instead of a
+ * revived copy and then the fields. A `__proto__` key never reaches the fields, as before (it
+ * set the copy's prototype instead of a property).
+ */
 function revive(value: unknown, depth: number): unknown {
   if (depth > MAX_DEPTH) throw new Fallback();
   if (typeof value !== "object" || value === null) return value;
-  if (Array.isArray(value)) return value.map((v) => revive(v, depth + 1));
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = revive(value[i], depth + 1);
+    return out;
+  }
   const record = value as Record<string, unknown>;
   if (record.lc !== undefined && "type" in record && "id" in record) {
     if (record.lc !== 1 || record.type !== "constructor" || !("kwargs" in record))
@@ -70,15 +93,26 @@ function revive(value: unknown, depth: number): unknown {
     const name = id[2] as string;
     const ctor = registry[name];
     if (typeof ctor !== "function") throw new Fallback();
-    const kwargs = revive(record.kwargs, depth + 1) as Record<string, unknown>;
     const aliases = invertedAliases(ctor);
+    const raw = record.kwargs;
     const fields: Record<string, unknown> = {};
-    for (const key in kwargs)
-      if (Object.hasOwn(kwargs, key)) fields[aliases[key] || camelCase(key)] = kwargs[key];
+    if (typeof raw === "object" && raw !== null && !Array.isArray(raw)) {
+      if (depth + 1 > MAX_DEPTH) throw new Fallback();
+      const kwargs = raw as Record<string, unknown>;
+      for (const key in kwargs) {
+        if (!Object.hasOwn(kwargs, key) || key === "__proto__") continue;
+        fields[aliases[key] || camelKey(key)] = revive(kwargs[key], depth + 2);
+      }
+    } else {
+      const kwargs = revive(raw, depth + 1) as Record<string, unknown>;
+      for (const key in kwargs)
+        if (Object.hasOwn(kwargs, key)) fields[aliases[key] || camelKey(key)] = kwargs[key];
+    }
     return new (ctor as new (fields: Record<string, unknown>) => unknown)(fields);
   }
   const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(record)) out[key] = revive(v, depth + 1);
+  for (const key in record)
+    if (Object.hasOwn(record, key)) out[key] = revive(record[key], depth + 1);
   return out;
 }
 

@@ -60,6 +60,26 @@ function chainDepth(
   return depth;
 }
 
+/** What `await` would wait for: the serializer's async decode (a custom one may return any thenable). */
+function isPromise(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+/** A delta's version: its base's elements followed by the delta's. */
+function extend(base: unknown, suffix: unknown, channel: string, version: string): unknown[] {
+  if (!Array.isArray(base) || !Array.isArray(suffix)) {
+    throw new ThreadlineError(
+      "DATA_CORRUPT",
+      `delta ${channel}@${version} does not extend an array`,
+    );
+  }
+  return (base as unknown[]).concat(suffix as unknown[]);
+}
+
 /**
  * A fresh array of the elements a held entry knows for `version` (itself or a stored prefix).
  * With `xmin`, only when that row version is the very one they came from (as the load query's
@@ -87,13 +107,10 @@ export async function decodeWrites(
   if (rows.length === 0) return [];
   const keyed = rows.map((w) => ({ key: writesSortKey(w.taskPath, w.taskId, w.idx), w }));
   keyed.sort((a, b) => compareWritesSortKeys(a.key, b.key));
-  return Promise.all(
-    keyed.map(async ({ w }): Promise<CheckpointPendingWrite> => [
-      w.taskId,
-      w.channel,
-      await codec.decode(w.type, w.txt, w.b64),
-    ]),
-  );
+  const decoded = keyed.map(({ w }) => codec.decode(w.type, w.txt, w.b64));
+  // Awaited only where the serializer's async path decoded a value.
+  const values = decoded.some(isPromise) ? await Promise.all(decoded) : decoded;
+  return keyed.map(({ w }, i): CheckpointPendingWrite => [w.taskId, w.channel, values[i]]);
 }
 
 /** Checkpoints before format v4 kept pending sends as TASKS writes of their parent. */
@@ -154,52 +171,55 @@ export async function assembleTuples(
   if (checkpoints.length === 0) return [];
   checkpoints.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
 
-  const values = new Map<string, Promise<unknown>>();
-  const resolve = (
-    threadId: string,
-    ns: string,
-    channel: string,
-    version: string,
-    depth = 0,
-  ): Promise<unknown> => {
-    const key = blobKey(threadId, ns, channel, version);
-    let value = values.get(key);
-    if (value) return value;
-    const row = blobs.get(key);
-    if (!row) {
-      return Promise.reject(
-        new ThreadlineError(
+  // Decoded values by blob key; a Promise only where the serializer's async path decoded one.
+  const values = new Map<string, unknown>();
+  /**
+   * The value of a blob: a delta chain is walked down to the nearest row already decoded, held
+   * by this process or stored whole, then extended up to the wanted version, each version's
+   * array kept for the listed checkpoints that want it. Synchronous unless the serializer's
+   * async path decodes one of the rows (no promise per chain row).
+   */
+  const resolve = (threadId: string, ns: string, channel: string, version: string): unknown => {
+    const deltas: BlobRow[] = [];
+    let base: unknown;
+    for (let v = version; ;) {
+      const key = blobKey(threadId, ns, channel, v);
+      if (values.has(key)) {
+        base = values.get(key);
+        break;
+      }
+      const row = blobs.get(key);
+      if (!row) {
+        throw new ThreadlineError(
           "DATA_CORRUPT",
-          `blob ${channel}@${version} of thread ${threadId} is missing`,
-        ),
-      );
-    }
-    const known =
-      held && row.xmin !== null ? heldValue(held.get(channel), version, row.xmin) : undefined;
-    if (known) {
-      value = Promise.resolve(known);
-    } else if (!row.type.startsWith("delta")) {
-      value = Promise.resolve(codec.decode(row.type, row.txt, row.b64));
-    } else {
-      if (row.base === null || depth > 100_000) {
-        return Promise.reject(
-          new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${version} has no base`),
+          `blob ${channel}@${v} of thread ${threadId} is missing`,
         );
       }
-      const base = resolve(threadId, ns, channel, row.base, depth + 1);
-      const suffix = Promise.resolve(codec.decode(row.type, row.txt, row.b64));
-      value = Promise.all([base, suffix]).then(([b, s]) => {
-        if (!Array.isArray(b) || !Array.isArray(s)) {
-          throw new ThreadlineError(
-            "DATA_CORRUPT",
-            `delta ${channel}@${version} does not extend an array`,
-          );
+      const known =
+        held && row.xmin !== null ? heldValue(held.get(channel), v, row.xmin) : undefined;
+      if (known) base = known;
+      else if (!row.type.startsWith("delta")) base = codec.decode(row.type, row.txt, row.b64);
+      else {
+        if (row.base === null || deltas.length > 100_000) {
+          throw new ThreadlineError("DATA_CORRUPT", `delta ${channel}@${v} has no base`);
         }
-        return (b as unknown[]).concat(s as unknown[]);
-      });
+        deltas.push(row);
+        v = row.base;
+        continue;
+      }
+      values.set(key, base);
+      break;
     }
-    values.set(key, value);
-    return value;
+    for (let i = deltas.length - 1; i >= 0; i--) {
+      const row = deltas[i]!;
+      const suffix = codec.decode(row.type, row.txt, row.b64);
+      base =
+        isPromise(base) || isPromise(suffix)
+          ? Promise.all([base, suffix]).then(([b, s]) => extend(b, s, channel, row.version))
+          : extend(base, suffix, channel, row.version);
+      values.set(blobKey(threadId, ns, channel, row.version), base);
+    }
+    return base;
   };
 
   const tuples: CheckpointTuple[] = [];
@@ -230,7 +250,8 @@ export async function assembleTuples(
         const blob = blobs.get(key);
         // Like the official saver: a version without a blob row (or an "empty" one) is absent.
         if (!blob || blob.type === "empty") return;
-        const value = await resolve(row.threadId, row.ns, channel, String(version));
+        const resolved = resolve(row.threadId, row.ns, channel, String(version));
+        const value = isPromise(resolved) ? await resolved : resolved;
         // Each tuple gets its own array; the elements are shared.
         channelValues[channel] = Array.isArray(value) ? value.slice() : value;
         if (rememberBases && ctx.storage === "delta" && Array.isArray(value)) {

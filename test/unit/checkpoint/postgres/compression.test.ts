@@ -28,6 +28,17 @@ describe("compression", () => {
     }
   });
 
+  it("reads payloads that inflate to many times their output buffer (sized from the compressed bytes)", () => {
+    // ~1 MB of repeated text deflates about 1000-fold: the output takes many rounds of the
+    // inflate call's buffer, whose size follows the compressed bytes. Multi-byte characters
+    // must survive the chunk boundaries.
+    for (const text of [message("abé中 ".repeat(250_000)), message("x".repeat(70_000))]) {
+      const packed = compress(Buffer.from(text))!;
+      expect(packed.byteLength * 50).toBeLessThan(Buffer.byteLength(text));
+      expect(decompressToText(packed)).toBe(text);
+    }
+  });
+
   it("leaves tiny or incompressible payloads alone", () => {
     expect(compress(Buffer.from("null"))).toBeUndefined();
     const random = randomBytes(600);

@@ -102,6 +102,22 @@ describe("fastDecode", () => {
     expect(fastDecode(await text(value))).toBe(FALLBACK);
   });
 
+  it.each([
+    ["kwargs holding a __proto__ key", '{"content":"hi","__proto__":{"x":1},"id":"a"}'],
+    [
+      "kwargs keys that need camel-casing",
+      '{"content":"hi","some-key value":1,"tool_call_id":"t"}',
+    ],
+    ["a nested __proto__ key", '{"content":"hi","additional_kwargs":{"__proto__":{"p":1},"a":1}}'],
+  ])("decodes a stored message with %s like JsonPlusSerializer", async (_name, kwargs) => {
+    const json = `[{"lc":1,"type":"constructor","id":["langchain_core","messages","HumanMessage"],"kwargs":${kwargs}}]`;
+    const fast = fastDecode(json);
+    const slow = await serde.loadsTyped("json", json);
+    expect(fast).not.toBe(FALLBACK);
+    expect(fast).toEqual(slow);
+    expect(JSON.stringify(fast)).toBe(JSON.stringify(slow));
+  });
+
   it("falls back for namespaces outside langchain_core messages", () => {
     const json = JSON.stringify({
       lc: 1,
