@@ -384,8 +384,11 @@ async function machineCpuMs(
         const close = stat.lastIndexOf(")");
         if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue;
         const fields = stat.slice(close + 2).split(" ");
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after comm.
-        postgres = (postgres ?? 0) + ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+        // utime, stime, cutime and cstime are fields 14-17 of the line, 12-15 after comm. A
+        // backend that exits during the run takes its utime with it, and the postmaster, which
+        // reaps it, gains it as cutime: summing all four keeps the total whole.
+        const ticks = fields.slice(11, 15).reduce((n, f) => n + Number(f), 0);
+        postgres = (postgres ?? 0) + (ticks * 1000) / USER_HZ;
       } catch {
         // The process ended between the listing and the read.
       }
