@@ -32,14 +32,16 @@ export interface BenchImportResultLike {
   };
   stages: { readDecodePerSec: number; convertPerSec: number; rawReadPerSec: number };
   cpuFloor: { perSec: number; parseMs: number; outputMs: number; documents: number };
-  machineCpu?: {
-    nodeUs: number;
-    postgresUs: number;
-    redisUs: number;
-    totalUs: number;
-    cores: number;
-    boundPerSec: number;
-  };
+  machineCpu?: MachineCpu;
+}
+/** CPU of the whole machine per imported checkpoint (bench/import.ts), and the rate it allows. */
+export interface MachineCpu {
+  nodeUs: number;
+  postgresUs: number;
+  redisUs: number;
+  totalUs: number;
+  cores: number;
+  boundPerSec: number;
 }
 export interface BenchLoadResultLike {
   concurrency: number;

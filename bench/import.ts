@@ -7,6 +7,7 @@ import type pg from "pg";
 import { migrate } from "../src/db/migrator.js";
 import { importRedis, type ImportRedisOptions, type ImportSummary } from "../src/importer/index.js";
 import { KNOWN_PREFIXES } from "../src/importer/formats/index.js";
+import type { MachineCpu } from "./extras-types.js";
 import type { ThreadRows } from "../src/importer/serialize.js";
 import { ImportWriter } from "../src/importer/writer.js";
 import {
@@ -78,14 +79,7 @@ export interface ImportBenchResult {
    * any import doing this work could reach with every core busy and nothing else running:
    * cores x 1 s / total CPU per checkpoint.
    */
-  machineCpu?: {
-    nodeUs: number;
-    postgresUs: number;
-    redisUs: number;
-    totalUs: number;
-    cores: number;
-    boundPerSec: number;
-  };
+  machineCpu?: MachineCpu;
   summary: ImportSummary;
 }
 
@@ -408,7 +402,7 @@ async function machineCpuMs(
 function cpuPerCheckpoint(
   ms: { node: number; postgres: number; redis: number },
   checkpoints: number,
-): NonNullable<ImportBenchResult["machineCpu"]> {
+): MachineCpu {
   const us = (v: number) => Math.round((v * 1000) / Math.max(1, checkpoints));
   const nodeUs = us(ms.node);
   const postgresUs = us(ms.postgres);
