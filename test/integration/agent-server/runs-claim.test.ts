@@ -136,12 +136,21 @@ describe("a run received on a free thread", () => {
   it("a run of 40 ms stores every event with its end: no timed flush before the first 100 ms", async () => {
     const thread = await ca.threads.create();
     await ca.runs.wait(thread.thread_id, "slow", { input: { count: 1 } });
-    const texts = await statementsOf(() =>
-      ca.runs.wait(thread.thread_id, "slow", { input: { count: 1 } }),
-    );
-    const runs = texts.filter((t) => runTables.test(t));
-    // Not shape(): it drops the flushes (`base`), and their absence is the point.
-    expect(runs.map((t) => /^\s*WITH (\w+)/.exec(t)?.[1])).toEqual(["seen", "seen"]);
+    // A stalled machine (CI's 2 cores) can stretch the 40 ms run past 100 ms, and then a flush is
+    // right; up to three runs, so one stall does not fail it. A flush before 100 ms (the bug this
+    // guards) shows in every run.
+    let runs: string[] = [];
+    let heads: Array<string | undefined> = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const texts = await statementsOf(() =>
+        ca.runs.wait(thread.thread_id, "slow", { input: { count: 1 } }),
+      );
+      runs = texts.filter((t) => runTables.test(t));
+      // Not shape(): it drops the flushes (`base`), and their absence is the point.
+      heads = runs.map((t) => /^\s*WITH (\w+)/.exec(t)?.[1]);
+      if (!heads.includes("base")) break;
+    }
+    expect(heads).toEqual(["seen", "seen"]);
     expect(shape(runs)).toEqual(["start", "end"]);
     const [run] = await cb.runs.list(thread.thread_id, { limit: 1 });
     const { rows } = await pool.query<{ n: number }>(
