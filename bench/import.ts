@@ -74,8 +74,9 @@ export interface ImportBenchResult {
   cpuFloor: { perSec: number; parseMs: number; outputMs: number; documents: number };
   /**
    * What the shipped run cost the whole machine, per checkpoint: CPU of this process, of every
-   * Postgres server process (backends, WAL writer, checkpointer; read from /proc, so only for a
-   * server on this host, otherwise absent) and of Redis (`INFO cpu`). `boundPerSec` is the most
+   * Postgres server process (backends, WAL writer, checkpointer, and backends that exited, through
+   * the postmaster's children times; read from /proc, so only for a server on this host,
+   * otherwise absent) and of Redis (`INFO cpu`). `boundPerSec` is the most
    * any import doing this work could reach with every core busy and nothing else running:
    * cores x 1 s / total CPU per checkpoint.
    */
