@@ -165,8 +165,11 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     );
     const r = await benchTurnCpu({ url: ctx.url, quick });
     results.turnCpu = r;
+    const aa = r.aa
+      ? `; A/A baseline (the same stack in two sides) ${fmt(r.aa.median, 2)} ms (quartiles ${fmt(r.aa.p25, 2)} to ${fmt(r.aa.p75, 2)})`
+      : "";
     out.push(
-      `CPU per chat turn in one process (${r.rounds} alternating rounds of ${r.turnsPerRound} turns, no HTTP; decision H46): PostgresCheckpointer behind the fallback ${fmt(r.cpuMsPerTurn.threadline!, 2)} ms, MemorySaver ${fmt(r.cpuMsPerTurn.memory!, 2)} ms; the saver stack's own cost ${fmt(r.deltaMs, 2)} ms per turn (median of per-round differences), ${fmt(r.ratio, 2)}x MemorySaver's turns per CPU second (informational; the HTTP load above adds the same HTTP work to both sides)`,
+      `CPU per chat turn in one process (${r.blocks} blocks of alternating rounds, A B then B A, ${r.turnsPerRound} turns a round, no HTTP; decisions H46, H49): PostgresCheckpointer behind the fallback ${fmt(r.cpuMsPerTurn.threadline!, 2)} ms, MemorySaver ${fmt(r.cpuMsPerTurn.memory!, 2)} ms; the saver stack's own cost ${fmt(r.deltaMs, 2)} ms per turn (median over the blocks, quartiles ${fmt(r.delta.p25, 2)} to ${fmt(r.delta.p75, 2)})${aa}; ${fmt(r.ratio, 2)}x MemorySaver's turns per CPU second (informational; the HTTP load above adds the same HTTP work to both sides)`,
     );
   }
 
