@@ -21,6 +21,7 @@ import {
 } from "../config-ids.js";
 import { ThreadlineError } from "../../errors.js";
 import { silentLogger, type Logger } from "../../logger.js";
+import { PUT_WRITES_ENCODED, takesEncodedWrites } from "../encoded-writes.js";
 import { FallbackStore } from "./memory-store.js";
 import { OutageState, type FallbackMode } from "./outage.js";
 import type { PendingCheckpoint, Serialized } from "./pending-log.js";
@@ -628,6 +629,9 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     taskPath?: string,
   ): Promise<void> {
     let serialized: Array<[string, Serialized]> | undefined;
+    // The values' texts, made at the call for the cache and (when it takes them) the primary:
+    // one encoding per value, and the cache holds what Postgres was sent (decision H49).
+    let texts: string[] | undefined | null = null;
     const where = this.writeRouter(config);
     for (;;) {
       const route = where.now();
@@ -637,8 +641,15 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
       }
       if (route === "primary") {
         try {
-          await this.callPrimary(() => this.primary.putWrites(config, writes, taskId, taskPath));
-          if (this.enabled) await this.cacheWrites(config, writes, taskId, taskPath ?? "");
+          if (texts === null)
+            texts = this.enabled ? this.store.encodeWriteTexts(writes) : undefined;
+          const encoded = texts;
+          await this.callPrimary(() =>
+            encoded !== undefined && takesEncodedWrites(this.primary)
+              ? this.primary[PUT_WRITES_ENCODED](config, writes, taskId, taskPath, encoded)
+              : this.primary.putWrites(config, writes, taskId, taskPath),
+          );
+          if (this.enabled) await this.cacheWrites(config, writes, taskId, taskPath ?? "", encoded);
           return;
         } catch (err) {
           this.onPrimaryError(err, "putWrites");
@@ -672,13 +683,15 @@ export class FallbackCheckpointer extends BaseCheckpointSaver {
     writes: PendingWrite[],
     taskId: string,
     taskPath: string,
+    texts: readonly string[] | undefined,
   ): Promise<void> {
     const threadId = threadIdOf(config);
     const checkpointId = threadIdOf(config, "checkpoint_id");
     if (threadId === undefined || checkpointId === undefined) return;
     const pending = !this.isPrimary() && this.store.hasPending(threadId);
-    const serialized =
-      this.store.encodeWritesSync(writes) ?? (await this.store.serializeWrites(writes));
+    const serialized = texts
+      ? writes.map(([channel], i): [string, Serialized] => [channel, ["json", texts[i]!]])
+      : await this.store.serializeWrites(writes);
     try {
       this.store.putWritesSerialized({
         threadId,

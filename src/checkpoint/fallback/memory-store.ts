@@ -103,8 +103,10 @@ type ChannelVersion = number | string;
 
 const blobKey = (channel: string, version: string) => `${channel}\u0000${version}`;
 
+/** The serialized size in bytes (a text counts as its UTF-8 bytes, as when it was encoded). */
 function byteLength(s: Serialized): number {
-  return s[1].byteLength;
+  const data = s[1];
+  return typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
 }
 
 function jsonLength(value: unknown): number {
@@ -114,8 +116,6 @@ function jsonLength(value: unknown): number {
     return 1024; // circular or otherwise unserializable: only an estimate is needed
   }
 }
-
-const textEncoder = new TextEncoder();
 
 /**
  * `versions_seen` copied (node -> channel -> version; versions are numbers or strings), as
@@ -229,9 +229,28 @@ export class FallbackStore {
    * every put's metadata and every write, so its cost is part of every turn.
    */
   encodeSync(value: unknown): Serialized | undefined {
+    const text = this.encodeText(value);
+    return text === undefined ? undefined : ["json", text];
+  }
+
+  /** The JSON text of {@link encodeSync}, or undefined. */
+  private encodeText(value: unknown): string | undefined {
     if (!this.fastJson || value instanceof Uint8Array) return undefined;
-    const text = fastEncode(value);
-    return text === undefined ? undefined : ["json", textEncoder.encode(text)];
+    return fastEncode(value);
+  }
+
+  /**
+   * The JSON texts of the writes' values as {@link encodeSync} makes them, or undefined when one
+   * of them needs the serializer: made once for the cache and the primary (encoded-writes.ts).
+   */
+  encodeWriteTexts(writes: ReadonlyArray<[string, unknown]>): string[] | undefined {
+    const texts: string[] = [];
+    for (const [, value] of writes) {
+      const text = this.encodeText(value);
+      if (text === undefined) return undefined;
+      texts.push(text);
+    }
+    return texts;
   }
 
   private async dumps(value: unknown): Promise<Serialized> {
@@ -542,24 +561,13 @@ export class FallbackStore {
   /** Serializes writes (the values only), for {@link putWritesSerialized}. */
   async serializeWrites(writes: Array<[string, unknown]>): Promise<Array<[string, Serialized]>> {
     // Each value tries the synchronous encoder first (dumps); callers that must not await take
-    // encodeWritesSync before this, so trying it here again for the whole list would be twice.
+    // encodeWriteTexts before this, so trying it here again for the whole list would be twice.
     return Promise.all(
       writes.map(async ([channel, value]): Promise<[string, Serialized]> => [
         channel,
         await this.dumps(value),
       ]),
     );
-  }
-
-  /** {@link serializeWrites} without awaiting, when every value takes the synchronous encoder. */
-  encodeWritesSync(writes: Array<[string, unknown]>): Array<[string, Serialized]> | undefined {
-    const out: Array<[string, Serialized]> = [];
-    for (const [channel, value] of writes) {
-      const encoded = this.encodeSync(value);
-      if (!encoded) return undefined;
-      out.push([channel, encoded]);
-    }
-    return out;
   }
 
   /**

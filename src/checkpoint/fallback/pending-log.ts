@@ -1,8 +1,10 @@
 import type { ChannelVersions } from "@langchain/langgraph-checkpoint";
 
-/** A value as the serializer produced it: `[type, bytes]`. Pending entries (acknowledged but
- * only in memory) are held this way, so nothing a caller mutates afterwards changes them. */
-export type Serialized = [string, Uint8Array];
+/** A value as the serializer produced it: `[type, bytes]`, or `["json", text]` from the fast
+ * encoder (the text JsonPlusSerializer's bytes decode to; no copy into bytes, decision H49).
+ * Pending entries (acknowledged but only in memory) are held this way, so nothing a caller
+ * mutates afterwards changes them. */
+export type Serialized = [string, Uint8Array | string];
 
 /** One element of a pending array channel, serialized once and shared by every version holding it. */
 export class SerializedItem {

@@ -101,7 +101,7 @@ export class PayloadCodec {
    */
   constructor(
     private readonly serde: SerializerProtocol,
-    private readonly fastJson: boolean,
+    readonly fastJson: boolean,
   ) {}
 
   /**

@@ -22,6 +22,7 @@ import type { TextRow } from "../../db/text-rows-query.js";
 import { attachPoolErrorHandler, createPool } from "../../db/pool.js";
 import { withRetry, type RetryOptions } from "../../db/retry.js";
 import { asCheckpointId, asId, asLimit, asNamespace, filterJson } from "../config-ids.js";
+import { PUT_WRITES_ENCODED } from "../encoded-writes.js";
 import { PayloadCodec } from "./codec.js";
 import { DeltaCache, type DeltaBase } from "./delta-cache.js";
 import { parseLoadRow } from "./load-rows.js";
@@ -546,11 +547,32 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
     return storedOf(rows);
   }
 
-  override async putWrites(
+  override putWrites(
     config: RunnableConfig,
     writes: PendingWrite[],
     taskId: string,
     taskPath = "",
+  ): Promise<void> {
+    return this.storePutWrites(config, writes, taskId, taskPath, undefined);
+  }
+
+  /** {@link putWrites} with the values' texts made by the fallback (see encoded-writes.ts). */
+  [PUT_WRITES_ENCODED](
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+    taskPath: string | undefined,
+    texts: readonly string[],
+  ): Promise<void> {
+    return this.storePutWrites(config, writes, taskId, taskPath ?? "", texts);
+  }
+
+  private async storePutWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+    taskPath: string,
+    texts: readonly string[] | undefined,
   ): Promise<void> {
     const c = config.configurable ?? {};
     const threadId = asId(c.thread_id, "thread_id", true);
@@ -571,6 +593,8 @@ export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
         encoder: this.codec,
       },
       writes,
+      // Texts are fastEncode's output: only the default serializer would have made the same.
+      this.codec.fastJson ? texts : undefined,
     );
     // Acknowledged once committed, alone or with the next put of the thread (WriteQueue).
     if (this.writeQueue?.holds(threadId)) return this.writeQueue.add(threadId, ns, rows);

@@ -153,11 +153,16 @@ export async function planPut(input: PutPlanInput): Promise<PutPlan> {
  * MemorySaver.
  */
 export function writeSlots(writes: readonly PendingWrite[]): Array<[number, PendingWrite]> {
-  const byIdx = new Map<number, PendingWrite>();
+  return slotPositions(writes).map(([idx, at]) => [idx, writes[at]!]);
+}
+
+/** {@link writeSlots} as `[idx, position of the write in writes]`. */
+function slotPositions(writes: readonly PendingWrite[]): Array<[number, number]> {
+  const byIdx = new Map<number, number>();
   writes.forEach((write, i) => {
     const special = WRITES_IDX_MAP[write[0]];
     const idx = special ?? i;
-    if (special !== undefined || !byIdx.has(idx)) byIdx.set(idx, write);
+    if (special !== undefined || !byIdx.has(idx)) byIdx.set(idx, i);
   });
   return [...byIdx];
 }
@@ -173,15 +178,25 @@ export interface WritesTarget {
   encoder: ValueEncoder;
 }
 
-/** Plans the rows of one putWrites call (see {@link writeSlots}), serialized. */
+/**
+ * Plans the rows of one putWrites call (see {@link writeSlots}), serialized. `texts[i]`, when
+ * given, is the JSON text of `writes[i]`'s value as `encoder.encodeSync` would make it (made once
+ * by the caller for itself and this plan, see encoded-writes.ts).
+ */
 export async function planWrites(
   target: WritesTarget,
   writes: readonly PendingWrite[],
+  texts?: readonly string[],
 ): Promise<QueuedWrite[]> {
   const { encoder } = target;
   const rows: QueuedWrite[] = [];
-  for (const [idx, [channel, value]] of writeSlots(writes)) {
-    const [type, data] = encoder.encodeSync(value) ?? (await encoder.dumps(value));
+  for (const [idx, at] of slotPositions(writes)) {
+    const [channel, value] = writes[at]!;
+    const text = texts?.[at];
+    const [type, data] =
+      text !== undefined
+        ? ["json", text]
+        : (encoder.encodeSync(value) ?? (await encoder.dumps(value)));
     const payload = toPayload(type, data, target.storage === "delta");
     rows.push({
       threadId: target.threadId,

@@ -1,5 +1,5 @@
 import type { BaseMessage } from "@langchain/core/messages";
-import type { CheckpointTuple } from "@langchain/langgraph-checkpoint";
+import { emptyCheckpoint, uuid6, type CheckpointTuple } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
@@ -178,6 +178,32 @@ describe("FallbackCheckpointer under real network faults", () => {
     expectIntactChain(doomed.latest, doomed.all);
     const kept = await readBack(schema, "kept");
     expectTurns(kept.latest!.checkpoint.channel_values.messages as BaseMessage[], 2);
+  });
+
+  it("a write value changed after putWrites was called is read during an outage as Postgres stored it", async () => {
+    const schema = uniqueSchema("tl_fb_mutated");
+    schemas.push(schema);
+    const { proxy, fallback } = await open(schema);
+    await fallback.start();
+    const saved = await fallback.put(
+      { configurable: { thread_id: "mutated", checkpoint_ns: "" } },
+      { ...emptyCheckpoint(), id: uuid6(-1) },
+      { source: "input", step: -1, parents: {} },
+      {},
+    );
+    const value: { content: string; id?: string } = { content: "hi" };
+    const written = fallback.putWrites(saved, [["messages", value]], "task-1");
+    value.id = "given later"; // as LangGraph's messages reducer gives a message its id in place
+    await written;
+
+    await proxy.cut("reset");
+    const fromMemory = await fallback.getTuple(saved);
+    expect(fallback.status().mode).toBe("fallback");
+    expect(fromMemory?.pendingWrites).toEqual([["task-1", "messages", { content: "hi" }]]);
+    await proxy.restore();
+    await waitFor(() => fallback.status().mode === "primary", 15_000, "recovery");
+    const { latest } = await readBack(schema, "mutated");
+    expect(latest?.pendingWrites).toEqual(fromMemory?.pendingWrites);
   });
 
   it("wraps any BaseCheckpointSaver: the official PostgresSaver keeps a chat going through an outage too", async () => {
