@@ -9,7 +9,7 @@ import { importRedis, type ImportRedisOptions, type ImportSummary } from "../src
 import { KNOWN_PREFIXES } from "../src/importer/formats/index.js";
 import type { MachineCpu } from "./extras-types.js";
 import type { ThreadRows } from "../src/importer/serialize.js";
-import { ImportWriter } from "../src/importer/writer.js";
+import { ImportWriter, WriteBatch } from "../src/importer/writer.js";
 import {
   fixtureCommands,
   recordConversation,
@@ -159,15 +159,19 @@ export async function benchImport(opts: {
     // ones: held across a timed run, they made its garbage collector walk them all.
     const batches: ThreadRows[][] = [];
     // eslint-disable-next-line @typescript-eslint/unbound-method -- restored below, called with its own this
-    const write = ImportWriter.prototype.write;
-    ImportWriter.prototype.write = function (this: ImportWriter, batch: ThreadRows[]) {
-      batches.push(batch);
-      return write.call(this, batch);
+    const add = WriteBatch.prototype.add;
+    const held = new WeakMap<WriteBatch, ThreadRows[]>();
+    WriteBatch.prototype.add = function (this: WriteBatch, rows: ThreadRows) {
+      let list = held.get(this);
+      if (!list) held.set(this, (list = []));
+      if (list.length === 0) batches.push(list);
+      list.push(rows);
+      add.call(this, rows);
     };
     try {
       await run(extra[4]!, { copyMinRows: Number.POSITIVE_INFINITY });
     } finally {
-      ImportWriter.prototype.write = write;
+      WriteBatch.prototype.add = add;
     }
 
     // Write path only, the two paths interleaved batch by batch on 4 connections.

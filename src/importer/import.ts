@@ -330,7 +330,9 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
           (await turn)();
           throw err;
         });
-        const rows: ThreadRows[] = [];
+        // Each converted thread goes into the batch at once (encoded for COPY there, decision
+        // I17); a dry run only counts it.
+        const pending = dryRun ? undefined : writer.batch(batch.length);
         const release = await turn;
         let slice = performance.now();
         try {
@@ -349,20 +351,22 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
             if (!converted) continue;
             if (converted.rows && options.verify) verifyRows.push(converted.rows);
             if (converted.skipped) summary.skipped++;
-            else if (converted.rows) rows.push(converted.rows);
+            else if (converted.rows) {
+              const r = converted.rows;
+              if (pending) pending.add(r);
+              else {
+                summary.threadsImported++;
+                summary.checkpointsImported += r.checkpoints.length;
+                summary.writesImported += r.writes.length;
+                summary.blobsImported += r.blobs.length;
+              }
+            }
           }
         } finally {
           release();
         }
-        if (dryRun) {
-          for (const r of rows) {
-            summary.threadsImported++;
-            summary.checkpointsImported += r.checkpoints.length;
-            summary.writesImported += r.writes.length;
-            summary.blobsImported += r.blobs.length;
-          }
-        } else if (rows.length > 0) {
-          const inserted = await writer.write(rows);
+        if (pending && pending.threads.length > 0) {
+          const inserted = await writer.writeBatch(pending);
           for (const counts of inserted.values()) {
             if (counts.checkpoints + counts.writes + counts.blobs > 0) summary.threadsImported++;
             else summary.skipped++;

@@ -65,7 +65,11 @@ const CORE_MESSAGES = new Set([
 function isPlainJson(value: unknown): boolean {
   if (value === null || typeof value !== "object")
     return typeof value !== "undefined" && typeof value !== "bigint";
-  if (Array.isArray(value)) return value.every(isPlainJson);
+  // Loops rather than every() / Object.values(): this walks every value an import writes.
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i])) return false;
+    return true;
+  }
   const o = value as Record<string, unknown>;
   if ("lc" in o) {
     const id = o.id;
@@ -81,7 +85,9 @@ function isPlainJson(value: unknown): boolean {
       return false;
     }
   }
-  for (const v of Object.values(o)) if (!isPlainJson(v)) return false;
+  // for-in visits inherited enumerable keys too (plain objects have none); one more key can only
+  // send a value down the revive path, never skip a check.
+  for (const k in o) if (!isPlainJson(o[k])) return false;
   return true;
 }
 

@@ -18,6 +18,12 @@ export interface ScanResult {
   unknown: number;
 }
 
+/** Whether `key` starts with one of `prefixes` (a loop: this runs for every scanned key). */
+function hasPrefix(key: string, prefixes: readonly string[]): boolean {
+  for (let i = 0; i < prefixes.length; i++) if (key.startsWith(prefixes[i]!)) return true;
+  return false;
+}
+
 /** Scans the keyspace with `SCAN MATCH <match> COUNT <count>` and sorts the keys by prefix. */
 export async function scanKeys(
   redis: Redis,
@@ -33,10 +39,10 @@ export async function scanKeys(
     const [next, batch] = await redis.scan(cursor, "MATCH", options.match, "COUNT", options.count);
     cursor = next;
     for (const key of batch) {
-      if (KNOWN_PREFIXES.some((p) => key.startsWith(p))) seen.add(key);
+      if (hasPrefix(key, KNOWN_PREFIXES)) seen.add(key);
       else if (!counted.has(key)) {
         counted.add(key);
-        if (AUXILIARY_PREFIXES.some((p) => key.startsWith(p))) auxiliary++;
+        if (hasPrefix(key, AUXILIARY_PREFIXES)) auxiliary++;
         else unknown++;
       }
     }

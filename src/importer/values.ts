@@ -192,10 +192,21 @@ export function toIntVersion(version: unknown): number | undefined {
   if (typeof version === "number")
     return Number.isFinite(version) ? Math.trunc(version) : undefined;
   if (typeof version !== "string") return undefined;
-  const head = version.split(".")[0] ?? "";
-  if (!/^-?\d+$/.test(head)) return undefined;
-  const n = Number.parseInt(head, 10);
-  return Number.isSafeInteger(n) ? n : undefined;
+  // The digits before the first ".", read in place: a split and a regex per version were a
+  // visible part of an import (every channel of every checkpoint has one).
+  const end = version.indexOf(".");
+  const stop = end < 0 ? version.length : end;
+  const negative = version.charCodeAt(0) === 45; // "-"
+  let i = negative ? 1 : 0;
+  if (i >= stop) return undefined;
+  let n = 0;
+  for (; i < stop; i++) {
+    const d = version.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  if (!Number.isSafeInteger(n)) return undefined;
+  return negative ? -n : n;
 }
 
 /** Converts every version of a `channel_versions` map; throws on a value that is not a version. */

@@ -3,7 +3,7 @@ import { classifyDbError, toThreadlineError } from "../db/errors.js";
 import { quoteSchema } from "../db/identifier.js";
 import { connectGuarded } from "../db/pool.js";
 import { withRetry } from "../db/retry.js";
-import { copyRows, type CopyColumn, type CopyValue } from "./copy.js";
+import { CopyEncoder, copyChunks, type CopyColumn, type CopyValue } from "./copy.js";
 import type { ThreadRows } from "./serialize.js";
 
 /** Rows actually inserted for one thread (conflicting rows already present are not counted). */
@@ -88,7 +88,8 @@ export interface ImportWriterOptions {
    * Rows of one table in one batch from which that table's rows are loaded with binary `COPY`
    * (straight into the table; if some are already there, into a temporary table and inserted
    * from there with the same `ON CONFLICT DO NOTHING`); smaller sets go as one array-parameter
-   * INSERT. Default {@link DEFAULT_COPY_MIN_ROWS}. `Infinity` never
+   * INSERT. Decided as the batch fills, from the rows so far scaled to the batch's expected
+   * threads ({@link WriteBatch}). Default {@link DEFAULT_COPY_MIN_ROWS}. `Infinity` never
    * uses COPY (the embedded database, where COPY FROM STDIN wedges the server).
    */
   copyMinRows?: number;
@@ -107,6 +108,113 @@ function countBy(rows: Array<{ thread_id: string }>): Map<string, number> {
   const out = new Map<string, number>();
   for (const r of rows) out.set(r.thread_id, (out.get(r.thread_id) ?? 0) + 1);
   return out;
+}
+
+type Table = "blobs" | "checkpoints" | "writes";
+
+/**
+ * One table's rows of a batch: kept as values while the table looks small (they go as one
+ * array-parameter INSERT), encoded for COPY from the moment it looks large enough
+ * ({@link WriteBatch}).
+ */
+class TableRows {
+  private held: CopyValue[][] = [];
+  private encoder: CopyEncoder | undefined;
+
+  constructor(private readonly columns: readonly CopyColumn[]) {}
+
+  get size(): number {
+    return this.encoder ? this.encoder.rows : this.held.length;
+  }
+
+  get encoding(): boolean {
+    return this.encoder !== undefined;
+  }
+
+  add(row: CopyValue[]): void {
+    if (this.encoder) this.encoder.add(row);
+    else this.held.push(row);
+  }
+
+  /** Encodes the rows held so far, and every later row as it arrives. */
+  encode(): void {
+    if (this.encoder) return;
+    this.encoder = new CopyEncoder(this.columns);
+    for (const r of this.held) this.encoder.add(r);
+    this.held = [];
+  }
+
+  /** The COPY chunks (then the table goes by COPY), or undefined (then by INSERT, `values`). */
+  chunks(): Buffer[] | undefined {
+    return this.encoder?.finish();
+  }
+
+  get values(): CopyValue[][] {
+    return this.held;
+  }
+}
+
+/** What a batch holds of one thread besides its rows (journal, thread times, counts). */
+interface BatchThread {
+  threadId: string;
+  createdAt: string | null;
+  lastActivity: string | null;
+  formats: string;
+  fingerprint: string;
+  checkpoints: number;
+  blobs: number;
+  writes: number;
+}
+
+/**
+ * The rows of one transaction, filled a thread at a time ({@link ImportWriter.batch}). A table
+ * goes by COPY when it is expected to reach `copyMinRows` rows: its rows so far, scaled to the
+ * batch's expected thread count. From then on its rows are encoded as they arrive, so a converted
+ * thread's strings die young and the batch holds bytes outside the JS heap until it is written
+ * (held until the end of the batch, the strings of its first thousand rows outlived several
+ * scavenges and were copied into the old generation; decision I17). Decided as the batch fills,
+ * so a batch that ends smaller than expected may still go by COPY, which writes the same rows.
+ */
+export class WriteBatch {
+  readonly threads: BatchThread[] = [];
+  readonly tables: Record<Table, TableRows>;
+
+  constructor(
+    private readonly copyMinRows: number,
+    private readonly expectedThreads: number,
+  ) {
+    this.tables = {
+      blobs: new TableRows(STAGE_COLUMNS.blobs),
+      checkpoints: new TableRows(STAGE_COLUMNS.checkpoints),
+      writes: new TableRows(STAGE_COLUMNS.writes),
+    };
+  }
+
+  /** Adds a converted thread. The transaction takes threads in the order they were added. */
+  add(rows: ThreadRows): void {
+    const t = rows.threadId;
+    const { blobs, checkpoints, writes } = this.tables;
+    for (const b of rows.blobs) blobs.add([t, b.ns, b.channel, b.version, b.type, b.blob]);
+    for (const c of rows.checkpoints)
+      checkpoints.add([t, c.ns, c.id, c.parentId, c.checkpoint, c.metadata]);
+    for (const w of rows.writes)
+      writes.add([t, w.ns, w.checkpointId, w.taskId, w.idx, w.channel, w.type, w.blob, w.taskPath]);
+    this.threads.push({
+      threadId: t,
+      createdAt: rows.createdAt,
+      lastActivity: rows.lastActivity,
+      formats: rows.formats.join(","),
+      fingerprint: rows.fingerprint,
+      checkpoints: rows.checkpoints.length,
+      blobs: rows.blobs.length,
+      writes: rows.writes.length,
+    });
+    const expected = Math.max(this.expectedThreads, this.threads.length);
+    for (const table of [blobs, checkpoints, writes]) {
+      if (!table.encoding && (table.size * expected) / this.threads.length >= this.copyMinRows)
+        table.encode();
+    }
+  }
 }
 
 /**
@@ -132,46 +240,49 @@ export class ImportWriter {
   }
 
   /**
-   * Inserts one table's rows of the batch, returning the inserted rows' thread ids: staged with
-   * COPY when there are at least `copyMinRows` of them, else as one array-parameter INSERT.
+   * Inserts one table's rows of the batch, returning how many each thread gained (`undefined`
+   * when every row was inserted, which a direct COPY establishes without RETURNING rows):
+   * with COPY when the batch encoded them (at least `copyMinRows`), else as one
+   * array-parameter INSERT.
    */
   private async insert(
     client: pg.PoolClient,
-    table: "blobs" | "checkpoints" | "writes",
-    rows: CopyValue[][],
-  ): Promise<Array<{ thread_id: string }>> {
-    if (rows.length === 0) return [];
-    if (rows.length >= this.copyMinRows) {
+    table: Table,
+    rows: TableRows,
+  ): Promise<Map<string, number> | undefined> {
+    if (rows.size === 0) return new Map();
+    const chunks = rows.chunks();
+    if (chunks) {
       if (this.directCopy) {
         // A fresh import conflicts with nothing, so the rows go straight into the table: no
         // temporary table, no second pass, no RETURNING rows to send back. Every row then is
         // inserted, which is what RETURNING would have said. A row already present (a rerun
         // without journal, live writes to the thread) fails the COPY with a unique violation;
-        // the savepoint undoes it and the rows go the staged way, ON CONFLICT DO NOTHING.
+        // the savepoint undoes it and the same bytes go the staged way, ON CONFLICT DO NOTHING.
         await client.query("SAVEPOINT tl_import_copy");
         try {
-          await copyRows(client, this.sql.direct[table], STAGE_COLUMNS[table], rows);
+          await copyChunks(client, this.sql.direct[table], chunks);
           await client.query("RELEASE SAVEPOINT tl_import_copy");
-          return rows.map((r) => ({ thread_id: r[0] as string }));
+          return undefined;
         } catch (err) {
           if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
           await client.query("ROLLBACK TO SAVEPOINT tl_import_copy");
         }
       }
       await client.query(this.sql.stage[table]);
-      await copyRows(client, `pg_temp.tl_import_${table}`, STAGE_COLUMNS[table], rows);
-      return (await client.query<{ thread_id: string }>(this.sql.fromStage[table])).rows;
+      await copyChunks(client, `pg_temp.tl_import_${table}`, chunks);
+      return countBy((await client.query<{ thread_id: string }>(this.sql.fromStage[table])).rows);
     }
     // Column-major arrays for unnest(): one parameter per column whatever the row count. A bytea
     // given as text (serialized JSON) goes as its UTF-8 bytes: pg would send a string as bytea's
     // text input, where backslashes are escapes.
     const columns = STAGE_COLUMNS[table].map((type, i) =>
-      rows.map((r) => {
+      rows.values.map((r) => {
         const v = r[i] ?? null;
         return type === "bytea" && typeof v === "string" ? Buffer.from(v, "utf8") : v;
       }),
     );
-    return (await client.query<{ thread_id: string }>(this.sql[table], columns)).rows;
+    return countBy((await client.query<{ thread_id: string }>(this.sql[table], columns)).rows);
   }
 
   /**
@@ -192,18 +303,37 @@ export class ImportWriter {
     }
   }
 
+  /**
+   * An empty batch for {@link writeBatch}, filled a thread at a time; `expectedThreads` (the
+   * threads it is meant to hold) decides early which tables go by COPY.
+   */
+  batch(expectedThreads: number): WriteBatch {
+    return new WriteBatch(this.copyMinRows, expectedThreads);
+  }
+
   /** Writes a batch of threads in one transaction; returns what each thread actually added. */
-  async write(batch: ThreadRows[]): Promise<Map<string, InsertedCounts>> {
-    const sorted = [...batch].sort((a, b) =>
+  async write(threads: ThreadRows[]): Promise<Map<string, InsertedCounts>> {
+    const batch = this.batch(threads.length);
+    const sorted = [...threads].sort((a, b) =>
       a.threadId < b.threadId ? -1 : a.threadId > b.threadId ? 1 : 0,
     );
+    for (const t of sorted) batch.add(t);
+    return this.writeBatch(batch);
+  }
+
+  /**
+   * Writes a filled batch in one transaction; returns what each thread actually added. Callers
+   * add threads in thread id order (as the import's batches are), so concurrent transactions
+   * meet each other's rows in one order.
+   */
+  async writeBatch(batch: WriteBatch): Promise<Map<string, InsertedCounts>> {
     let attempt = 0;
     // Connection losses are retried by withRetry; deadlocks with live traffic on the same threads
-    // (DB_CONFLICT) are retried here. Both are safe: the transaction is all-or-nothing and every
-    // insert is idempotent.
+    // (DB_CONFLICT) are retried here. Both are safe: the transaction is all-or-nothing, every
+    // insert is idempotent, and the encoded rows are only read.
     for (;;) {
       try {
-        return await withRetry(() => this.writeOnce(sorted));
+        return await withRetry(() => this.writeOnce(batch));
       } catch (err) {
         if (++attempt < 3 && classifyDbError(err) === "DB_CONFLICT") continue;
         throw toThreadlineError(err, "writing imported threads");
@@ -211,10 +341,8 @@ export class ImportWriter {
     }
   }
 
-  private async writeOnce(batch: ThreadRows[]): Promise<Map<string, InsertedCounts>> {
-    const blobs = batch.flatMap((t) => t.blobs.map((b) => ({ t: t.threadId, ...b })));
-    const cps = batch.flatMap((t) => t.checkpoints.map((c) => ({ t: t.threadId, ...c })));
-    const writes = batch.flatMap((t) => t.writes.map((w) => ({ t: t.threadId, ...w })));
+  private async writeOnce(batch: WriteBatch): Promise<Map<string, InsertedCounts>> {
+    const threads = batch.threads;
     const guarded = await connectGuarded(this.pool);
     const client = guarded.client;
     let broken = false;
@@ -222,54 +350,29 @@ export class ImportWriter {
       await client.query("BEGIN");
       await client.query(this.sql.activityAt);
       await client.query(this.sql.threads, [
-        batch.map((t) => t.threadId),
-        batch.map((t) => t.createdAt),
-        batch.map((t) => t.lastActivity),
+        threads.map((t) => t.threadId),
+        threads.map((t) => t.createdAt),
+        threads.map((t) => t.lastActivity),
       ]);
-      const blobRows = await this.insert(
-        client,
-        "blobs",
-        blobs.map((b) => [b.t, b.ns, b.channel, b.version, b.type, b.blob]),
-      );
-      const cpRows = await this.insert(
-        client,
-        "checkpoints",
-        cps.map((c) => [c.t, c.ns, c.id, c.parentId, c.checkpoint, c.metadata]),
-      );
-      const wRows = await this.insert(
-        client,
-        "writes",
-        writes.map((w) => [
-          w.t,
-          w.ns,
-          w.checkpointId,
-          w.taskId,
-          w.idx,
-          w.channel,
-          w.type,
-          w.blob,
-          w.taskPath,
-        ]),
-      );
+      const b = await this.insert(client, "blobs", batch.tables.blobs);
+      const c = await this.insert(client, "checkpoints", batch.tables.checkpoints);
+      const w = await this.insert(client, "writes", batch.tables.writes);
       await client.query(this.sql.journal, [
-        batch.map((t) => t.threadId),
-        batch.map(() => this.source),
-        batch.map((t) => t.formats.join(",")),
-        batch.map((t) => t.fingerprint),
-        batch.map((t) => t.checkpoints.length),
-        batch.map((t) => t.writes.length),
+        threads.map((t) => t.threadId),
+        threads.map(() => this.source),
+        threads.map((t) => t.formats),
+        threads.map((t) => t.fingerprint),
+        threads.map((t) => t.checkpoints),
+        threads.map((t) => t.writes),
       ]);
       await client.query("COMMIT");
-      const b = countBy(blobRows);
-      const c = countBy(cpRows);
-      const w = countBy(wRows);
       return new Map(
-        batch.map((t) => [
+        threads.map((t) => [
           t.threadId,
           {
-            checkpoints: c.get(t.threadId) ?? 0,
-            writes: w.get(t.threadId) ?? 0,
-            blobs: b.get(t.threadId) ?? 0,
+            checkpoints: c ? (c.get(t.threadId) ?? 0) : t.checkpoints,
+            writes: w ? (w.get(t.threadId) ?? 0) : t.writes,
+            blobs: b ? (b.get(t.threadId) ?? 0) : t.blobs,
           },
         ]),
       );

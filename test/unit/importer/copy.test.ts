@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { encodeBinaryCopy, type CopyColumn, type CopyValue } from "../../../src/importer/copy.js";
+import {
+  CopyEncoder,
+  encodeBinaryCopy,
+  type CopyColumn,
+  type CopyValue,
+} from "../../../src/importer/copy.js";
 
 /** The binary COPY encoding written field by field, as the format defines it. */
 function reference(columns: readonly CopyColumn[], rows: ReadonlyArray<readonly CopyValue[]>) {
@@ -66,5 +71,43 @@ describe("binary COPY encoding", () => {
     const chunks = [...encodeBinaryCopy(columns, rows)];
     expect(chunks.length).toBeGreaterThan(1);
     expect(Buffer.concat(chunks).equals(reference(columns, rows))).toBe(true);
+  });
+
+  it("copies short ASCII text itself and hands anything else to Buffer#write, at every length around the cut", () => {
+    const columns: CopyColumn[] = ["text", "jsonb", "bytea"];
+    const rows: CopyValue[][] = [];
+    for (let n = 0; n <= 70; n++) {
+      const ascii = "k".repeat(n);
+      // A non-ASCII unit at the end, at the start, and a lone surrogate: the ASCII loop stops
+      // where it meets one and the whole field is written again as UTF-8.
+      rows.push([ascii, `"${ascii}"`, ascii]);
+      rows.push([`${ascii}é`, `"é${ascii}"`, `${ascii}\ud83d`]);
+      rows.push([`\u007f${ascii}`, `"${ascii}\u0080"`, `€${ascii}`]);
+    }
+    const encoder = new CopyEncoder(columns);
+    for (const row of rows) encoder.add(row);
+    expect(encoder.rows).toBe(rows.length);
+    expect(Buffer.concat(encoder.finish()).equals(reference(columns, rows))).toBe(true);
+  });
+
+  it("encodes one row at a time into the same bytes, and refuses rows after finish()", () => {
+    const columns: CopyColumn[] = ["text", "int4", "bytea"];
+    const rows: CopyValue[][] = Array.from({ length: 5000 }, (_, i) => [
+      `thread-${i}`,
+      i - 2500,
+      JSON.stringify({ i, pad: "x".repeat(i % 400) }),
+    ]);
+    const encoder = new CopyEncoder(columns);
+    for (const row of rows) encoder.add(row);
+    const chunks = encoder.finish();
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(encoder.finish()).toBe(chunks);
+    expect(Buffer.concat(chunks).equals(reference(columns, rows))).toBe(true);
+    expect(() => encoder.add(rows[0]!)).toThrow(/after finish/);
+  });
+
+  it("rejects an int4 value outside its range instead of wrapping it", () => {
+    const encoder = new CopyEncoder(["int4"]);
+    expect(() => encoder.add([2 ** 31])).toThrow(RangeError);
   });
 });

@@ -26,6 +26,27 @@ describe("importer value decoding", () => {
     expect(toIntVersion(null)).toBeUndefined();
   });
 
+  it("reads a version's integer part as int(v.split('.')[0]) would, and nothing else", () => {
+    const cases: Array<[string, number | undefined]> = [
+      ["-3.5", -3],
+      ["-0", -0],
+      ["7.", 7],
+      ["0042", 42],
+      ["9007199254740991.0", 9007199254740991],
+      ["9007199254740993.0", undefined], // beyond a safe integer
+      [".5", undefined],
+      ["", undefined],
+      ["-", undefined],
+      ["-.1", undefined],
+      ["1e3", undefined],
+      [" 1", undefined],
+      ["1 .2", undefined],
+      ["+1", undefined],
+      ["١٢", undefined], // non-ASCII digits are not digits here
+    ];
+    for (const [v, want] of cases) expect(toIntVersion(v), v).toBe(want);
+  });
+
   it("rewrites Python LangChain message ids so JS load() accepts them", async () => {
     const f = flags();
     const value = normalizeValue(
