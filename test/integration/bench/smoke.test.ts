@@ -65,6 +65,9 @@ it("npm run bench -- --quick produces every figure and writes --json", async () 
   }
   expect(figures.loadSideBySide.ratios["threadline/memory"]).toBeGreaterThan(0);
   expect(figures.loadSideBySide.ratios["threadline/official"]).toBeGreaterThan(0);
+  // The ceiling row (MemorySaver's service against the official saver's) stands next to the 2x target.
+  const ceiling = figures.targets.find((t: { name: string }) => t.name.startsWith("load: ceiling"));
+  expect(ceiling?.value).toBeGreaterThan(0);
   expect(figures.turnCpu.cpuMsPerTurn.threadline).toBeGreaterThan(0);
   expect(figures.turnCpu.cpuMsPerTurn.memory).toBeGreaterThan(0);
   // A count, not a timing: DeltaChannel's history read is one statement.
