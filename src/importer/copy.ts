@@ -163,16 +163,6 @@ export class CopyEncoder {
   }
 }
 
-/** The binary COPY encoding of `rows` (see {@link CopyEncoder}), as chunks of about 256 KB. */
-export function* encodeBinaryCopy(
-  columns: readonly CopyColumn[],
-  rows: Iterable<readonly CopyValue[]>,
-): Generator<Buffer> {
-  const encoder = new CopyEncoder(columns);
-  for (const row of rows) encoder.add(row);
-  yield* encoder.finish();
-}
-
 /**
  * Streams the encoded chunks of a {@link CopyEncoder} into `table` (already created, columns in
  * the encoder's order) with one `COPY ... FROM STDIN (FORMAT binary)` on `client`, inside the

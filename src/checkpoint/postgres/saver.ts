@@ -22,7 +22,7 @@ import type { TextRow } from "../../db/text-rows-query.js";
 import { attachPoolErrorHandler, createPool } from "../../db/pool.js";
 import { withRetry, type RetryOptions } from "../../db/retry.js";
 import { asCheckpointId, asId, asLimit, asNamespace, filterJson } from "../config-ids.js";
-import { PUT_WRITES_ENCODED } from "../encoded-writes.js";
+import { PUT_WRITES_ENCODED, type TakesEncodedWrites } from "../encoded-writes.js";
 import { PayloadCodec } from "./codec.js";
 import { DeltaCache, type DeltaBase } from "./delta-cache.js";
 import { parseLoadRow } from "./load-rows.js";
@@ -98,7 +98,10 @@ export interface FromConnStringOptions extends PostgresCheckpointerOptions {
  * await checkpointer.setup();
  * const graph = builder.compile({ checkpointer });
  */
-export class PostgresCheckpointer extends BaseCheckpointSaver<number> {
+export class PostgresCheckpointer
+  extends BaseCheckpointSaver<number>
+  implements TakesEncodedWrites
+{
   readonly pool: pg.Pool;
   readonly schema: string;
   readonly storage: "delta" | "full";
