@@ -2,7 +2,13 @@ import { isThreadlineError } from "../errors.js";
 import { ThreadCollector, type ThreadSource } from "./assemble.js";
 import { parseDoc } from "./formats/common.js";
 import { ADAPTERS } from "./formats/index.js";
-import type { DecodedRecord, RawRecord, SourceFormat } from "./types.js";
+import type {
+  DecodedRecord,
+  JsonBytesRecord,
+  RawRecord,
+  SourceFormat,
+  SourceRecord,
+} from "./types.js";
 
 /**
  * From records to threads. A record is either decoded at once, as it is read, or kept as its
@@ -111,10 +117,30 @@ export function leadingThreadId(text: string): string | undefined {
   return m ? decodeJsonString(m[1]!) : undefined;
 }
 
+/**
+ * Bytes of a document's opening that {@link leadingThreadIdOfBytes} decodes: room for the field
+ * and a long thread id. A longer id, or one cut at the end, does not match there, and the
+ * document is then decoded whole.
+ */
+const OPENING_BYTES = 512;
+
+/** {@link leadingThreadId} of a document still held as its UTF-8 bytes. */
+export function leadingThreadIdOfBytes(bytes: Buffer): string | undefined {
+  // A character cut at the window's end decodes as U+FFFD there, after any closing quote the
+  // match needs, so it can only make the match fail (then the whole text is used), never differ.
+  return leadingThreadId(bytes.toString("utf8", 0, Math.min(bytes.length, OPENING_BYTES)));
+}
+
+/** The text of a held document (a STRING value: decoded as UTF-8, as a string reply would be). */
+function asText(record: JsonBytesRecord): RawRecord {
+  return { key: record.key, kind: "json", text: record.bytes.toString("utf8") };
+}
+
 /** One thing that happened to a thread, in key order. */
 type ThreadEvent =
   /** Kept as read; decoded when the thread is converted. */
   | RawRecord
+  | JsonBytesRecord
   | { kind: "decoded"; record: DecodedRecord }
   | { kind: "rejected"; key: string; reason: string };
 
@@ -157,7 +183,13 @@ export class ThreadEvents {
   }
 
   /** Takes one record as read. */
-  add(record: RawRecord): void {
+  add(record: SourceRecord): void {
+    if (record.kind === "jsonBytes") {
+      const threadId = leadingThreadIdOfBytes(record.bytes);
+      if (threadId !== undefined) this.push(threadId, record);
+      else this.add(asText(record));
+      return;
+    }
     if (record.kind === "json") {
       const threadId = leadingThreadId(record.text);
       if (threadId !== undefined) {
@@ -216,7 +248,9 @@ export class ThreadEvents {
       }
     };
     for (const event of events) {
-      if (event.kind === "json" || event.kind === "hash")
+      if (event.kind === "jsonBytes")
+        this.apply(decodeRecord(asText(event), this.admitted, true), event.key, toThread);
+      else if (event.kind === "json" || event.kind === "hash")
         this.apply(decodeRecord(event, this.admitted, true), event.key, toThread);
       else toThread(threadId, event);
     }

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { AUXILIARY_PREFIXES, KNOWN_PREFIXES } from "./formats/index.js";
-import type { RawRecord } from "./types.js";
+import type { SourceRecord } from "./types.js";
 
 /**
  * Read-only access to the source Redis. Only SCAN (never KEYS, which blocks the server), MGET,
@@ -64,11 +64,11 @@ export async function* readRecords(
   redis: Redis,
   keys: readonly string[],
   options: { batchSize: number; inFlight?: number; signal?: AbortSignal | undefined },
-): AsyncGenerator<RawRecord[]> {
+): AsyncGenerator<SourceRecord[]> {
   // A few batches in flight hide the round trips behind the decoding of earlier batches.
   const inFlight = Math.max(1, options.inFlight ?? 4);
   const state: ReadState = { strings: true };
-  const pending: Array<Promise<RawRecord[]>> = [];
+  const pending: Array<Promise<SourceRecord[]>> = [];
   let i = 0;
   while (i < keys.length || pending.length > 0) {
     while (i < keys.length && pending.length < inFlight) {
@@ -85,16 +85,18 @@ interface ReadState {
   strings: boolean;
 }
 
-async function readBatch(redis: Redis, chunk: string[], state: ReadState): Promise<RawRecord[]> {
-  const out: Array<RawRecord | undefined> = new Array<RawRecord | undefined>(chunk.length);
+async function readBatch(redis: Redis, chunk: string[], state: ReadState): Promise<SourceRecord[]> {
+  const out: Array<SourceRecord | undefined> = new Array<SourceRecord | undefined>(chunk.length);
   let rest: number[] = [];
   if (state.strings) {
-    const values = await redis.mget(chunk);
+    // As bytes: views of the reply's socket chunks, outside the JS heap, where the garbage
+    // collector does not copy them while they wait for their thread (decision I18).
+    const values = await redis.mgetBuffer(chunk);
     let found = 0;
     for (let j = 0; j < chunk.length; j++) {
-      const text = values[j];
-      if (typeof text === "string") {
-        out[j] = { key: chunk[j]!, kind: "json", text };
+      const bytes = values[j];
+      if (bytes) {
+        out[j] = { key: chunk[j]!, kind: "jsonBytes", bytes };
         found++;
       } else rest.push(j);
     }
@@ -103,7 +105,7 @@ async function readBatch(redis: Redis, chunk: string[], state: ReadState): Promi
     rest = chunk.map((_, j) => j);
   }
   if (rest.length > 0) await readTyped(redis, chunk, rest, out);
-  const records: RawRecord[] = [];
+  const records: SourceRecord[] = [];
   for (const r of out) if (r !== undefined) records.push(r);
   return records;
 }
@@ -113,7 +115,7 @@ async function readTyped(
   redis: Redis,
   chunk: string[],
   indexes: number[],
-  out: Array<RawRecord | undefined>,
+  out: Array<SourceRecord | undefined>,
 ): Promise<void> {
   const typePipe = redis.pipeline();
   for (const j of indexes) typePipe.type(chunk[j]!);

@@ -47,6 +47,19 @@ export type RawRecord =
   | { key: string; kind: "json"; text: string }
   | { key: string; kind: "hash"; fields: Map<string, Buffer> };
 
+/**
+ * A STRING key's value as the reply's bytes, not yet decoded into text: how the read hands over
+ * the official savers' documents, which then wait for their thread as bytes (see `ingest.ts`).
+ */
+export interface JsonBytesRecord {
+  key: string;
+  kind: "jsonBytes";
+  bytes: Buffer;
+}
+
+/** What the source read yields. */
+export type SourceRecord = RawRecord | JsonBytesRecord;
+
 /** A checkpoint as found in the source, ids taken from the document, values normalised. */
 export interface SourceCheckpoint {
   key: string;

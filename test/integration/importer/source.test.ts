@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { readRecords } from "../../../src/importer/source.js";
-import type { RawRecord } from "../../../src/importer/types.js";
+import type { RawRecord, SourceRecord } from "../../../src/importer/types.js";
 import { connectRedis, deleteKeys, uniqueToken } from "./fixtures.js";
 
 // The read path: STRING documents in one MGET per batch, everything else (hashes here; RedisJSON
@@ -17,11 +17,18 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function readAll(keys: string[], batchSize: number): Promise<RawRecord[]> {
-  const out: RawRecord[] = [];
+async function readRaw(keys: string[], batchSize: number): Promise<SourceRecord[]> {
+  const out: SourceRecord[] = [];
   for await (const batch of readRecords(redis, keys, { batchSize, inFlight: 2 }))
     out.push(...batch);
   return out;
+}
+
+/** The records with documents held as bytes shown as their text (what the import decodes). */
+async function readAll(keys: string[], batchSize: number): Promise<RawRecord[]> {
+  return (await readRaw(keys, batchSize)).map((r) =>
+    r.kind === "jsonBytes" ? { key: r.key, kind: "json", text: r.bytes.toString("utf8") } : r,
+  );
 }
 
 describe("importer source reads", () => {
@@ -44,6 +51,15 @@ describe("importer source reads", () => {
         expect([...hash.fields.get("checkpoint")!]).toEqual([0xff, 0x01]);
       }
     }
+  });
+
+  it("hands MGET's documents over as their exact bytes (multi-byte UTF-8 included)", async () => {
+    const k = (s: string) => `checkpoint:${token}:bytes:${s}`;
+    const text = '{"thread_id":"t-\u00e9\u4e2d\ud83d\ude00","v":"\u00fc"}';
+    await redis.set(k("a"), text);
+    const [record] = await readRaw([k("a")], 10);
+    expect(record!.kind).toBe("jsonBytes");
+    if (record!.kind === "jsonBytes") expect(record!.bytes.toString("utf8")).toBe(text);
   });
 
   it("still reads strings after a batch that held none (MGET skipped, TYPE first)", async () => {

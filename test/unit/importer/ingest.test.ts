@@ -3,6 +3,7 @@ import { planThread, ThreadCollector } from "../../../src/importer/assemble.js";
 import {
   decodeRecord,
   leadingThreadId,
+  leadingThreadIdOfBytes,
   threadOf,
   ThreadEvents,
   type IngestCounters,
@@ -10,7 +11,7 @@ import {
 } from "../../../src/importer/ingest.js";
 import { KNOWN_PREFIXES } from "../../../src/importer/formats/index.js";
 import { serializeThread } from "../../../src/importer/serialize.js";
-import { formatsFor, type RawRecord } from "../../../src/importer/types.js";
+import { formatsFor, type RawRecord, type SourceRecord } from "../../../src/importer/types.js";
 import {
   FIXTURE_FORMATS,
   fixtureCommands,
@@ -68,6 +69,49 @@ describe("importer ingest: records wait by thread and are decoded when their thr
     expect(leadingThreadId('[{"thread_id":"t"}]')).toBeUndefined();
     expect(leadingThreadId('{"thread_id":5}')).toBeUndefined();
     expect(leadingThreadId('x{"thread_id":"t"}')).toBeUndefined();
+  });
+
+  it("reads the thread id from a document's bytes, or leaves a cut opening to the whole text", () => {
+    const bytes = (text: string) => Buffer.from(text, "utf8");
+    expect(leadingThreadIdOfBytes(bytes('{"thread_id":"t-\u00e9\u4e2d","v":1}'))).toBe(
+      "t-\u00e9\u4e2d",
+    );
+    expect(leadingThreadIdOfBytes(bytes('{"v":1,"thread_id":"t"}'))).toBeUndefined();
+    // An id running past the decoded window (512 bytes), with a 3-byte character cut at its end.
+    const long = `{"thread_id":"${"a".repeat(497)}\u4e2d${"b".repeat(50)}"}`;
+    expect(Buffer.from(long).indexOf(Buffer.from("\u4e2d"))).toBe(511);
+    expect(leadingThreadIdOfBytes(bytes(long))).toBeUndefined();
+    expect(leadingThreadId(long)).toBe(`${"a".repeat(497)}\u4e2d${"b".repeat(50)}`);
+  });
+
+  it.each(FIXTURE_FORMATS)(
+    "%s: documents held as bytes assemble exactly as the same documents held as text",
+    async (format) => {
+      const records = recordsOf(conv, format);
+      const asBytes: SourceRecord[] = records.map((r) =>
+        r.kind === "json" ? { key: r.key, kind: "jsonBytes", bytes: Buffer.from(r.text) } : r,
+      );
+      const serde = new JsonPlusSerializer();
+      const text = newEvents();
+      const held = newEvents();
+      for (const r of records) text.events.add(r);
+      for (const r of asBytes) held.events.add(r);
+      const a = text.events.materialize(conv.threadId)!;
+      const b = held.events.materialize(conv.threadId)!;
+      expect(held.invalid).toEqual([]);
+      expect(held.counters).toEqual(text.counters);
+      expect(await serializeThread(planThread(b, "full"), serde)).toEqual(
+        await serializeThread(planThread(a, "full"), serde),
+      );
+    },
+  );
+
+  it("decodes a held document that does not open with its thread id at once, as text would be", () => {
+    const { events, counters, invalid } = newEvents();
+    events.add({ key: "checkpoint:x:y:z", kind: "jsonBytes", bytes: Buffer.from("{not json") });
+    // Not attributable to a thread: reported as an invalid record at once.
+    expect(invalid.map((r) => r.key)).toEqual(["checkpoint:x:y:z"]);
+    expect(counters.unknownKeys).toBe(0);
   });
 
   it.each(FIXTURE_FORMATS)(
