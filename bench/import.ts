@@ -54,7 +54,7 @@ export interface ImportBenchResult {
   /**
    * Where the dry run's time goes, next to the floors of the same data, same run (checkpoints
    * per second each): its scan + read stage (`readMs`: since decision I12 the official savers'
-   * documents are only grouped by thread there, kept as text), its decode + conversion stage, and
+   * documents are only grouped by thread there, kept as the bytes read since I18), its decode + conversion stage, and
    * reading the same keys with SCAN and pipelined MGET only (nothing decoded: the Redis floor). The COPY
    * floor of the same rows is `writeOnly.copyPerSec`.
    */
