@@ -17,7 +17,8 @@ import type {
  * checkpoint, blob and write document both savers write), so the thread is known without
  * parsing. Parsing later, one thread at a time, means every document is parsed once and its tree
  * dies young; parsing at read time kept every tree of the selection alive until its thread's
- * turn, and the garbage collector copied them from space to space (a third of the CPU).
+ * turn, and the garbage collector copied them from space to space (a third of the CPU). What
+ * `MGET` returns waits as the reply's bytes, not even decoded into text (decision I18).
  *
  * Both ways run the same {@link decodeRecord} and feed a thread the same events in key order,
  * so a thread is assembled exactly as if everything had been decoded at once.
