@@ -57,7 +57,12 @@ describe("FallbackCheckpointer with pg_terminate_backend", () => {
       };
       const killer = (async () => {
         for (let round = 0; round < 10 || kills < 10; round++) {
+          // Each round waits for every worker's worth of acknowledged calls since the last one,
+          // not only for 100 ms: on a slow machine a fixed rate killed each statement's retries
+          // too, until one call ran out of attempts and the saver went to memory (CI, once).
+          const since = acked.length;
           await new Promise((r) => setTimeout(r, 100));
+          while (acked.length < since + 6) await new Promise((r) => setTimeout(r, 10));
           const { rowCount } = await admin.query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
             [appName],
