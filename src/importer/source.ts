@@ -33,11 +33,20 @@ export async function scanKeys(
   let auxiliary = 0;
   let unknown = 0;
   const counted = new Set<string>();
-  let cursor = "0";
-  do {
+  const scan = (cursor: string) => {
+    const reply = redis.scan(cursor, "MATCH", options.match, "COUNT", options.count);
+    // Awaited below unless an abort ends the loop first; then its failure must not go unhandled.
+    reply.catch(() => undefined);
+    return reply;
+  };
+  // The next SCAN is sent as soon as a reply names its cursor, so Redis scans while this
+  // process sorts the keys it returned.
+  options.signal?.throwIfAborted();
+  let reply = scan("0");
+  for (;;) {
     options.signal?.throwIfAborted();
-    const [next, batch] = await redis.scan(cursor, "MATCH", options.match, "COUNT", options.count);
-    cursor = next;
+    const [next, batch] = await reply;
+    if (next !== "0") reply = scan(next);
     for (const key of batch) {
       if (hasPrefix(key, KNOWN_PREFIXES)) seen.add(key);
       else if (!counted.has(key)) {
@@ -46,7 +55,8 @@ export async function scanKeys(
         else unknown++;
       }
     }
-  } while (cursor !== "0");
+    if (next === "0") break;
+  }
   return { keys: [...seen], auxiliary, unknown };
 }
 

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { readRecords } from "../../../src/importer/source.js";
+import { readRecords, scanKeys } from "../../../src/importer/source.js";
 import type { RawRecord, SourceRecord } from "../../../src/importer/types.js";
 import { connectRedis, deleteKeys, uniqueToken } from "./fixtures.js";
 
@@ -73,5 +73,47 @@ describe("importer source reads", () => {
       [k("h2"), "hash"],
       [k("s1"), "json"],
     ]);
+  });
+
+  it("scans every key once over many SCAN replies (the next one sent before a reply is sorted)", async () => {
+    const scanToken = `${token}scan`;
+    const pipe = redis.pipeline();
+    for (let i = 0; i < 1500; i++) pipe.set(`checkpoint:${scanToken}:${i}`, "{}");
+    for (let i = 0; i < 40; i++) pipe.zadd(`write_keys_zset:${scanToken}:${i}`, 1, "m");
+    for (let i = 0; i < 7; i++) pipe.set(`other:${scanToken}:${i}`, "x");
+    await pipe.exec();
+    const r = await scanKeys(redis, { match: `*${scanToken}*`, count: 50 });
+    expect(r.keys).toHaveLength(1500);
+    expect(new Set(r.keys).size).toBe(1500);
+    expect(r.auxiliary).toBe(40);
+    expect(r.unknown).toBe(7);
+  });
+
+  it("an abort ends the scan with AbortError; the SCAN still in flight fails unobserved", async () => {
+    const scanToken = `${token}abort`;
+    const pipe = redis.pipeline();
+    for (let i = 0; i < 500; i++) pipe.set(`checkpoint:${scanToken}:${i}`, "{}");
+    await pipe.exec();
+    const own = await connectRedis();
+    const controller = new AbortController();
+    // The real client; its second SCAN reply aborts the run and closes the connection, so the
+    // third SCAN, sent before the abort is seen, fails: that failure must not go unhandled.
+    let calls = 0;
+    const client = Object.create(own) as Redis;
+    client.scan = ((...args: Parameters<Redis["scan"]>) => {
+      calls++;
+      const reply = own.scan(...args);
+      if (calls === 2)
+        void reply.then(() => {
+          controller.abort();
+          own.disconnect();
+        });
+      return reply;
+    }) as Redis["scan"];
+    await expect(
+      scanKeys(client, { match: `*${scanToken}*`, count: 10, signal: controller.signal }),
+    ).rejects.toMatchObject({ name: "AbortError" });
+    expect(calls).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, 50));
   });
 });

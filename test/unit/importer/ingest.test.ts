@@ -84,6 +84,40 @@ describe("importer ingest: records wait by thread and are decoded when their thr
     expect(leadingThreadId(long)).toBe(`${"a".repeat(497)}\u4e2d${"b".repeat(50)}`);
   });
 
+  it("reads an id from the bytes exactly as from the opening's text, whichever way it is read", () => {
+    // The reference: the regex on the window's text (what every document went through before
+    // the byte scan of the savers' exact opening).
+    const viaText = (b: Buffer) => leadingThreadId(b.toString("utf8", 0, Math.min(b.length, 512)));
+    const docs: Buffer[] = [
+      '{"thread_id":"t:1","checkpoint_ns":""}',
+      '{"thread_id":"","v":1}',
+      '{"thread_id":"a\\"b","v":1}',
+      '{"thread_id":"a\\\\","v":1}',
+      '{"thread_id":"a\\u00e9","v":1}',
+      ' {"thread_id":"t"}',
+      '{ "thread_id" : "t"}',
+      '{"thread_id":"t-\u00e9\u4e2d\ud83d\ude00","v":1}',
+      '{"thread_id":"unterminated',
+      '{"thread_id":"',
+      '{"thread_id":5}',
+      `{"thread_id":"${"a".repeat(497)}"}`,
+      `{"thread_id":"${"a".repeat(498)}"}`,
+      `{"thread_id":"${"a".repeat(600)}"}`,
+    ].map((t) => Buffer.from(t, "utf8"));
+    // Invalid UTF-8 inside the id: a cut 3-byte sequence and a lone continuation byte.
+    docs.push(
+      Buffer.concat([Buffer.from('{"thread_id":"x'), Buffer.from([0xe4, 0xb8]), Buffer.from('"}')]),
+    );
+    docs.push(
+      Buffer.concat([Buffer.from('{"thread_id":"'), Buffer.from([0x80, 0x41]), Buffer.from('"}')]),
+    );
+    for (const d of docs) expect(leadingThreadIdOfBytes(d), d.toString()).toBe(viaText(d));
+    expect(leadingThreadIdOfBytes(docs[0]!)).toBe("t:1");
+    expect(leadingThreadIdOfBytes(docs[2]!)).toBe('a"b');
+    expect(leadingThreadIdOfBytes(docs[11]!)).toBe("a".repeat(497));
+    expect(leadingThreadIdOfBytes(docs[12]!)).toBeUndefined();
+  });
+
   it.each(FIXTURE_FORMATS)(
     "%s: documents held as bytes assemble exactly as the same documents held as text",
     async (format) => {
