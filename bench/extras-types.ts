@@ -20,6 +20,7 @@ export interface BenchImportResultLike {
   threads: number;
   checkpoints: number;
   checkpointsPerSec: number;
+  shippedRuns: Array<{ checkpointsPerSec: number }>;
   ratio: number;
   insertOnly: { checkpointsPerSec: number };
   dryRun: { checkpointsPerSec: number };

@@ -83,15 +83,15 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     );
     results.import = { ...r, summary: undefined };
     out.push(
-      `Redis import (history full, side by side): ${r.threads} threads, ${r.checkpoints} checkpoints; COPY for large batches ${fmt(r.checkpointsPerSec)}/s, INSERT only ${fmt(r.insertOnly.checkpointsPerSec)}/s (${r.ratio.toFixed(2)}x); dry run, no writes (the conversion ceiling of this process) ${fmt(r.dryRun.checkpointsPerSec)}/s; write path alone (${r.writeOnly.batches} batches of 500 threads, 4 writers): COPY ${fmt(r.writeOnly.copyPerSec)}/s, INSERT ${fmt(r.writeOnly.insertPerSec)}/s (${r.writeOnly.ratio.toFixed(2)}x), staged COPY ${fmt(r.writeOnly.stagedCopyPerSec)}/s; dry-run stages: scan+read (documents kept as the bytes read) ${fmt(r.stages.readDecodePerSec)}/s, decode+conversion ${fmt(r.stages.convertPerSec)}/s; Redis floor (SCAN + MGET of the same keys) ${fmt(r.stages.rawReadPerSec)}/s; CPU floor (JSON.parse of the ${fmt(r.cpuFloor.documents)} documents read, once, ${fmt(r.cpuFloor.parseMs)} ms + JSON.stringify/Buffer.from of the rows written, ${fmt(r.cpuFloor.outputMs)} ms) ${fmt(r.cpuFloor.perSec)}/s`,
+      `Redis import (history full, side by side): ${r.threads} threads, ${r.checkpoints} checkpoints; COPY for large batches ${fmt(r.checkpointsPerSec)}/s (median of ${r.shippedRuns.length} runs: ${r.shippedRuns.map((x) => fmt(x.checkpointsPerSec)).join(", ")}/s), INSERT only ${fmt(r.insertOnly.checkpointsPerSec)}/s (${r.ratio.toFixed(2)}x); dry run, no writes (the conversion ceiling of this process) ${fmt(r.dryRun.checkpointsPerSec)}/s; write path alone (${r.writeOnly.batches} batches of 500 threads, 4 writers): COPY ${fmt(r.writeOnly.copyPerSec)}/s, INSERT ${fmt(r.writeOnly.insertPerSec)}/s (${r.writeOnly.ratio.toFixed(2)}x), staged COPY ${fmt(r.writeOnly.stagedCopyPerSec)}/s; dry-run stages: scan+read (documents kept as the bytes read) ${fmt(r.stages.readDecodePerSec)}/s, decode+conversion ${fmt(r.stages.convertPerSec)}/s; Redis floor (SCAN + MGET of the same keys) ${fmt(r.stages.rawReadPerSec)}/s; CPU floor (JSON.parse of the ${fmt(r.cpuFloor.documents)} documents read, once, ${fmt(r.cpuFloor.parseMs)} ms + JSON.stringify/Buffer.from of the rows written, ${fmt(r.cpuFloor.outputMs)} ms) ${fmt(r.cpuFloor.perSec)}/s`,
     );
     const m = r.machineCpu;
     if (m)
       out.push(
-        `Redis import, CPU of the whole machine per checkpoint (shipped run): this process ${m.nodeUs} us, Postgres (all its processes) ${m.postgresUs} us, Redis ${m.redisUs} us; total ${m.totalUs} us, so ${m.cores} cores bound any import doing this work at ${fmt(m.boundPerSec)}/s (every core busy, nothing else running)`,
+        `Redis import, CPU of the whole machine per checkpoint (the shipped runs): this process ${m.nodeUs} us, Postgres (all its processes) ${m.postgresUs} us, Redis ${m.redisUs} us; total ${m.totalUs} us, so ${m.cores} cores bound any import doing this work at ${fmt(m.boundPerSec)}/s (every core busy, nothing else running)`,
       );
     targets.push({
-      name: "import: checkpoints per second (COPY path)",
+      name: `import: checkpoints per second (COPY path, median of ${r.shippedRuns.length} runs)`,
       value: r.checkpointsPerSec,
       target: ">= 10000",
       ok: r.checkpointsPerSec >= 10_000,
