@@ -31,7 +31,7 @@ export interface BenchImportResultLike {
     ratio: number;
     batches: number;
   };
-  stages: { readDecodePerSec: number; convertPerSec: number; rawReadPerSec: number };
+  stages: { readEndShare: number; rawReadPerSec: number };
   cpuFloor: { perSec: number; parseMs: number; outputMs: number; documents: number };
   machineCpu?: MachineCpu;
 }

@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from "../logger.js";
 import { planThread, type HistoryMode, type ThreadSource } from "./assemble.js";
 import { ThreadEvents, type RecordRejection } from "./ingest.js";
 import { serializeThread, type ThreadRows } from "./serialize.js";
+import { ReadSchedule, readOrder } from "./order.js";
 import { readRecords, scanKeys } from "./source.js";
 import { formatsFor, type FormatChoice, type SourceFormat } from "./types.js";
 import { addFlag, type ValueFlags } from "./values.js";
@@ -65,9 +66,12 @@ export interface ImportRedisOptions {
 /** Where a run stands, for progress bars and log lines. */
 export interface ImportProgress {
   phase: "scan" | "read" | "import" | "verify";
-  /** Keys read (read phase) or threads handled (import/verify phases). */
+  /**
+   * Keys read (read phase) or threads handled (import/verify phases). Reading and importing
+   * overlap (decision I21): `read` is reported until the first batch is written, `import` after.
+   */
   done: number;
-  /** Keys to read, or threads found. */
+  /** Keys to read, or threads found (while the read goes on, the number of key groups). */
   total: number;
   checkpointsImported: number;
 }
@@ -118,8 +122,40 @@ export interface ImportSummary {
   /** Python-isms converted (`python-lc-id`, `interrupt`, ...), by kind. */
   conversions: Record<string, number>;
   interrupted: boolean;
+  /**
+   * Threads converted a second time because a record of theirs sat under a key named after
+   * another thread and was read after they converted (decision I21). Absent when none.
+   */
+  repairedThreads?: number;
   verify?: { threads: number; checkpoints: number; mismatches: number; examples: VerifyMismatch[] };
 }
+
+/** What a thread's conversion added to the summary's value-level counters. */
+interface PlanCount {
+  channelsWithoutValue: number;
+  orphanWrites: number;
+  /** Absent when empty: one of these is kept per thread for the whole run. */
+  flags: ValueFlags | undefined;
+}
+
+/** What the summary counts of one converted thread. */
+interface ThreadCount {
+  /** It gained rows (a dry run: would gain); otherwise it counts as skipped. */
+  imported: boolean;
+  checkpoints: number;
+  writes: number;
+  blobs: number;
+  /** Absent when the journal showed the thread imported (its values were not counted). */
+  plan: PlanCount | undefined;
+}
+
+const NOTHING_COUNTED: ThreadCount = {
+  imported: false,
+  checkpoints: 0,
+  writes: 0,
+  blobs: 0,
+  plan: undefined,
+};
 
 /** Longest stretch of conversion between two turns of the event loop (see the batch worker). */
 const YIELD_EVERY_MS = 5;
@@ -210,29 +246,11 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
     // Records that name no thread and cannot be converted are reported once the read is done.
     const recordInvalid = new Map<string, RecordRejection>();
     let reading = true;
-    const events = new ThreadEvents(admitted, summary, (r) => {
+    let events = new ThreadEvents(admitted, summary, (r) => {
       if (reading) recordInvalid.set(r.key, r);
       else reject({ threadId: null, key: r.key, formats: [], reason: r.reason });
     });
-    let read = 0;
-    for await (const records of readRecords(options.redis, scan.keys, {
-      batchSize: batchSize * 5,
-      signal,
-    })) {
-      for (const record of records) events.add(record);
-      read += records.length;
-      progress("read", read, scan.keys.length);
-    }
-    reading = false;
-    for (const r of recordInvalid.values())
-      reject({ threadId: null, key: r.key, formats: [], reason: r.reason });
-    summary.readMs = Math.round(performance.now() - started);
-
-    // Threads in id order; what each one holds is known once its records are decoded.
-    const threadIds = events.threadIds().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    logger.info({ threads: threadIds.length }, "source read");
-    // Record-level rejects count among the threads found, as they always have.
-    let threadsFound = summary.invalid;
+    let threadsFound = 0;
 
     /**
      * The thread ready to convert, or undefined: rejected (reported here), or holding no
@@ -241,8 +259,12 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
     const assemble = (threadId: string): ThreadSource | undefined => {
       const t = events.materialize(threadId);
       if (!t) return undefined;
+      // A thread converted again (see the repair below) is counted once.
+      const orphans = orphaned.get(threadId);
+      const again = counted.has(threadId) || orphans !== undefined;
       if (t.rejection) {
-        threadsFound++;
+        if (!again) threadsFound++;
+        rejectedThreads.add(threadId);
         reject({
           threadId: t.threadId,
           key: t.rejection.key,
@@ -252,10 +274,17 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
         return undefined;
       }
       if (t.checkpoints.size === 0) {
-        summary.orphanWrites += t.writes.size;
+        if (!again) {
+          summary.orphanWrites += t.writes.size;
+          orphaned.set(threadId, t.writes.size);
+        }
         return undefined;
       }
-      threadsFound++;
+      if (orphans !== undefined) {
+        summary.orphanWrites -= orphans;
+        orphaned.delete(threadId);
+      }
+      if (!counted.has(threadId)) threadsFound++;
       return t;
     };
 
@@ -266,29 +295,73 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
       options.copyMinRows !== undefined ? { copyMinRows: options.copyMinRows } : {},
     );
     const conversions: ValueFlags = new Map();
-    const verifyRows: ThreadRows[] = [];
+    const verifyRows = new Map<string, ThreadRows>();
+
+    /**
+     * What the summary holds of each converted thread, so that a thread converted again (the
+     * repair below) replaces its first count instead of adding to it. In a real run the second
+     * conversion's row counts are what it inserted on top of the first's rows.
+     */
+    const counted = new Map<string, ThreadCount>();
+    /** Threads rejected, and threads that held no checkpoint (their writes counted orphans). */
+    const rejectedThreads = new Set<string>();
+    const orphaned = new Map<string, number>();
+    const account = (threadId: string, c: ThreadCount, added: boolean) => {
+      const before = counted.get(threadId);
+      const now: ThreadCount =
+        before && added
+          ? {
+              imported: before.imported || c.checkpoints + c.writes + c.blobs > 0,
+              checkpoints: before.checkpoints + c.checkpoints,
+              writes: before.writes + c.writes,
+              blobs: before.blobs + c.blobs,
+              plan: c.plan,
+            }
+          : c;
+      const was = before ?? NOTHING_COUNTED;
+      summary.checkpointsImported += now.checkpoints - was.checkpoints;
+      summary.writesImported += now.writes - was.writes;
+      summary.blobsImported += now.blobs - was.blobs;
+      if (before) {
+        if (before.imported) summary.threadsImported--;
+        else summary.skipped--;
+      }
+      if (now.imported) summary.threadsImported++;
+      else summary.skipped++;
+      if (was.plan) {
+        summary.channelsWithoutValue -= was.plan.channelsWithoutValue;
+        summary.orphanWrites -= was.plan.orphanWrites;
+        for (const [k, n] of was.plan.flags ?? []) addFlag(conversions, k, -n);
+      }
+      if (now.plan) {
+        summary.channelsWithoutValue += now.plan.channelsWithoutValue;
+        summary.orphanWrites += now.plan.orphanWrites;
+        for (const [k, n] of now.plan.flags ?? []) addFlag(conversions, k, n);
+      }
+      counted.set(threadId, now);
+    };
     let done = 0;
-    progress("import", 0, threadIds.length);
 
     // Plans a thread; serializes it unless the journal shows this exact source state imported
     // (then only a verify run needs its rows).
     const convert = async (
       t: ThreadSource,
       journaled: string | undefined,
-    ): Promise<{ rows?: ThreadRows; skipped: boolean } | undefined> => {
+    ): Promise<{ rows?: ThreadRows; skipped: boolean; plan: PlanCount } | undefined> => {
       try {
         const plan = planThread(t, history);
         const skipped = journaled === plan.fingerprint;
-        if (skipped && !options.verify) return { skipped };
+        const counts: PlanCount = {
+          channelsWithoutValue: plan.channelsWithoutValue,
+          orphanWrites: plan.orphanWrites,
+          flags: plan.flags.size > 0 ? plan.flags : undefined,
+        };
+        if (skipped && !options.verify) return { skipped, plan: counts };
         const rows = await serializeThread(plan, serde);
-        if (!skipped) {
-          summary.channelsWithoutValue += plan.channelsWithoutValue;
-          summary.orphanWrites += plan.orphanWrites;
-          for (const [k, n] of plan.flags) addFlag(conversions, k, n);
-        }
-        return { rows, skipped };
+        return { rows, skipped, plan: counts };
       } catch (err) {
         if (!isThreadlineError(err, "IMPORT_RECORD_INVALID")) throw err;
+        rejectedThreads.add(t.threadId);
         reject({
           threadId: t.threadId,
           key: [...t.checkpoints.values()][0]?.key ?? "",
@@ -299,16 +372,34 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
       }
     };
 
-    // Batches are cut from the sorted thread list; each worker converts a batch (CPU, before it
-    // takes a connection) and writes it in one transaction.
-    const batches: string[][] = [];
-    for (let i = 0; i < threadIds.length; i += batchSize)
-      batches.push(threadIds.slice(i, i + batchSize));
-    let next = 0;
-    // One batch converts at a time, in batch order. Interleaved (every worker converting its
-    // batch a few milliseconds at a time), all batches in flight finished converting together,
-    // so their writes started together and this process then waited on Postgres; taking turns,
-    // the first batch is written while the next one converts (decision I14).
+    // Threads become ready as soon as every key that can name them has been read (decision
+    // I21): the keys are read grouped by the thread their names point to, and the batches are
+    // converted and written while later groups are still being read.
+    const order = readOrder(scan.keys);
+    const ready: string[] = [];
+    let handedOut = 0;
+    let readDone = false;
+    let stop = false;
+    let sleepers: Array<() => void> = [];
+    const wake = () => {
+      const s = sleepers;
+      sleepers = [];
+      for (const f of s) f();
+    };
+    const nextBatch = async (): Promise<string[] | undefined> => {
+      for (;;) {
+        if (stop) return undefined;
+        const available = ready.length - handedOut;
+        if (available >= batchSize || (readDone && available > 0)) {
+          const batch = ready.slice(handedOut, handedOut + batchSize);
+          handedOut += batch.length;
+          wake(); // the read may be waiting for room
+          return batch;
+        }
+        if (readDone) return undefined;
+        await new Promise<void>((resolve) => sleepers.push(resolve));
+      }
+    };
     let converting: Promise<void> = Promise.resolve();
     const convertTurn = async (): Promise<() => void> => {
       const previous = converting;
@@ -318,12 +409,13 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
       return release;
     };
     const worker = async () => {
-      while (next < batches.length) {
+      for (;;) {
         if (signal?.aborted) {
           summary.interrupted = true;
           return;
         }
-        const batch = batches[next++]!;
+        const batch = await nextBatch();
+        if (!batch) return;
         const turn = convertTurn();
         // The journal lookup's round trip overlaps the conversion of the batch before.
         const fingerprints = await writer.journaled(batch, dryRun).catch(async (err: unknown) => {
@@ -333,6 +425,7 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
         // Each converted thread goes into the batch at once (encoded for COPY there, decision
         // I17); a dry run only counts it.
         const pending = dryRun ? undefined : writer.batch(batch.length);
+        const plans = new Map<string, PlanCount>();
         const release = await turn;
         let slice = performance.now();
         try {
@@ -349,17 +442,25 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
             if (!t) continue;
             const converted = await convert(t, fingerprints.get(threadId));
             if (!converted) continue;
-            if (converted.rows && options.verify) verifyRows.push(converted.rows);
-            if (converted.skipped) summary.skipped++;
+            if (converted.rows && options.verify) verifyRows.set(threadId, converted.rows);
+            if (converted.skipped) account(threadId, NOTHING_COUNTED, !dryRun);
             else if (converted.rows) {
               const r = converted.rows;
-              if (pending) pending.add(r);
-              else {
-                summary.threadsImported++;
-                summary.checkpointsImported += r.checkpoints.length;
-                summary.writesImported += r.writes.length;
-                summary.blobsImported += r.blobs.length;
-              }
+              if (pending) {
+                pending.add(r);
+                plans.set(threadId, converted.plan);
+              } else
+                account(
+                  threadId,
+                  {
+                    imported: true,
+                    checkpoints: r.checkpoints.length,
+                    writes: r.writes.length,
+                    blobs: r.blobs.length,
+                    plan: converted.plan,
+                  },
+                  false,
+                );
             }
           }
         } finally {
@@ -367,22 +468,123 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
         }
         if (pending && pending.threads.length > 0) {
           const inserted = await writer.writeBatch(pending);
-          for (const counts of inserted.values()) {
-            if (counts.checkpoints + counts.writes + counts.blobs > 0) summary.threadsImported++;
-            else summary.skipped++;
-            summary.checkpointsImported += counts.checkpoints;
-            summary.writesImported += counts.writes;
-            summary.blobsImported += counts.blobs;
-          }
+          for (const [threadId, c] of inserted)
+            account(
+              threadId,
+              {
+                imported: c.checkpoints + c.writes + c.blobs > 0,
+                checkpoints: c.checkpoints,
+                writes: c.writes,
+                blobs: c.blobs,
+                plan: plans.get(threadId),
+              },
+              true,
+            );
         }
         done += batch.length;
-        progress("import", done, threadIds.length);
+        // Until the read is over the total is the number of key groups, about the threads.
+        progress(
+          "import",
+          done,
+          readDone ? ready.length : Math.max(ready.length, order.groups.length),
+        );
       }
     };
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, Math.max(1, batches.length)) }, worker),
+    let workerError: { err: unknown } | undefined;
+    // Once the workers are gone (done, interrupted or failed) the read has no one to wait for.
+    const workers = Promise.all(Array.from({ length: concurrency }, worker)).then(
+      () => {
+        stop = true;
+        wake();
+      },
+      (err: unknown) => {
+        workerError = { err };
+        stop = true;
+        wake();
+      },
     );
-    summary.conversions = Object.fromEntries(conversions);
+
+    // The read: records wait by thread, most as their bytes, decoded when their thread is
+    // converted (I12, I18). Records that name no thread and cannot be converted are reported
+    // once the read is done.
+    const schedule = new ReadSchedule(order);
+    let read = 0;
+    let keysRead = 0;
+    const readBatch = batchSize * 5;
+    const readAhead = batchSize * Math.max(2, concurrency);
+    let readError: { err: unknown } | undefined;
+    try {
+      for await (const records of readRecords(options.redis, order.keys, {
+        batchSize: readBatch,
+        signal,
+      })) {
+        if (stop) break;
+        for (const record of records) {
+          const threadId = events.add(record);
+          if (threadId !== undefined) schedule.saw(record.key, threadId);
+        }
+        read += records.length;
+        // readRecords yields the records of each `readBatch` keys of the order, in order.
+        keysRead = Math.min(order.keys.length, keysRead + readBatch);
+        const now = schedule.advance(keysRead);
+        if (now.length > 0) {
+          for (const t of now) ready.push(t);
+          wake();
+        }
+        // The read's progress until the first batch is written; then the import's (the two overlap).
+        if (done === 0) progress("read", read, scan.keys.length);
+        // The read stays a few batches ahead of the conversion, so what waits in memory is those
+        // batches' records, not the whole source.
+        while (!stop && ready.length - handedOut >= readAhead)
+          await new Promise<void>((resolve) => sleepers.push(resolve));
+      }
+    } catch (err) {
+      // The batches in flight finish; no other one starts.
+      readError = { err };
+      stop = true;
+    }
+    // Threads that strays name convert last.
+    if (!readError) for (const t of schedule.finish()) ready.push(t);
+    reading = false;
+    readDone = true;
+    wake();
+    summary.readMs = Math.round(performance.now() - started);
+    if (!readError) logger.info({ threads: ready.length }, "source read");
+    for (const r of recordInvalid.values())
+      reject({ threadId: null, key: r.key, formats: [], reason: r.reason });
+    // Record-level rejects count among the threads found, as they always have.
+    threadsFound += recordInvalid.size;
+    if (done > 0) progress("import", done, ready.length);
+    await workers;
+    if (readError) throw readError.err;
+    if (workerError) throw workerError.err;
+
+    // Records that arrived after their thread converted (strays, see order.ts) wait in `events`
+    // still. Each such thread is read again whole and converted again: its rows go in with ON
+    // CONFLICT DO NOTHING as always, so only what the first conversion missed is added, and
+    // `account` replaces the thread's first count.
+    const repairs = summary.interrupted
+      ? []
+      : events.threadIds().filter((t) => !rejectedThreads.has(t));
+    if (repairs.length > 0) {
+      logger.info({ threads: repairs.length }, "threads read again for records read after them");
+      // What waits is what the first conversion missed: decoding it here counts it (formats,
+      // unknown records) once; everything read again below was counted then.
+      for (const t of repairs) events.materialize(t);
+      const scratch = { unknownKeys: 0, excludedKeys: 0, formats: {} };
+      events = new ThreadEvents(admitted, scratch, () => undefined);
+      const keys = [...new Set(repairs.flatMap((t) => schedule.keysOf(t)))];
+      for await (const records of readRecords(options.redis, keys, {
+        batchSize: readBatch,
+        signal,
+      }))
+        for (const record of records) events.add(record);
+      for (const t of repairs) ready.push(t);
+      stop = false;
+      await Promise.all(Array.from({ length: concurrency }, worker));
+      summary.repairedThreads = repairs.length;
+    }
+    summary.conversions = Object.fromEntries([...conversions].filter(([, n]) => n !== 0));
     summary.threadsFound = threadsFound;
     logger.info({ threads: threadsFound, formats: summary.formats }, "source converted");
 
@@ -392,11 +594,11 @@ export async function importRedis(options: ImportRedisOptions): Promise<ImportSu
       const mismatches: VerifyMismatch[] = [];
       let checked = 0;
       let checkpoints = 0;
-      progress("verify", 0, verifyRows.length);
-      for (const rows of verifyRows) {
+      progress("verify", 0, verifyRows.size);
+      for (const rows of verifyRows.values()) {
         mismatches.push(...(await verifyThread(saver, serde, rows)));
         checkpoints += rows.checkpoints.length;
-        progress("verify", ++checked, verifyRows.length);
+        progress("verify", ++checked, verifyRows.size);
       }
       summary.verify = {
         threads: checked,

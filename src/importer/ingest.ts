@@ -203,23 +203,28 @@ export class ThreadEvents {
     else this.byThread.set(threadId, [event]);
   }
 
-  /** Takes one record as read. */
-  add(record: SourceRecord): void {
+  /** Takes one record as read; returns the thread it waits for (none: counted or reported). */
+  add(record: SourceRecord): string | undefined {
     if (record.kind === "jsonBytes") {
       const threadId = leadingThreadIdOfBytes(record.bytes);
-      if (threadId !== undefined) this.push(threadId, record);
-      else this.add(asText(record));
-      return;
+      if (threadId === undefined) return this.add(asText(record));
+      this.push(threadId, record);
+      return threadId;
     }
     if (record.kind === "json") {
       const threadId = leadingThreadId(record.text);
       if (threadId !== undefined) {
         this.push(threadId, record);
-        return;
+        return threadId;
       }
     }
     const outcome = decodeRecord(record, this.admitted, false);
-    this.apply(outcome, record.key, (threadId, event) => this.push(threadId, event));
+    let filed: string | undefined;
+    this.apply(outcome, record.key, (threadId, event) => {
+      filed = threadId;
+      this.push(threadId, event);
+    });
+    return filed;
   }
 
   private apply(

@@ -83,7 +83,10 @@ export async function* readRecords(
   while (i < keys.length || pending.length > 0) {
     while (i < keys.length && pending.length < inFlight) {
       options.signal?.throwIfAborted();
-      pending.push(readBatch(redis, keys.slice(i, i + options.batchSize), state));
+      const batch = readBatch(redis, keys.slice(i, i + options.batchSize), state);
+      // Awaited below unless the caller stops early; then its failure must not go unhandled.
+      batch.catch(() => undefined);
+      pending.push(batch);
       i += options.batchSize;
     }
     yield await pending.shift()!;
