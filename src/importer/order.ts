@@ -5,7 +5,7 @@
  * separator, and a thread id may itself hold the separator, so a key's *hint* is only the text
  * up to the first separator after the prefix: every key of one thread has the same hint, several
  * threads may share one. The documents stay the truth about which thread a record belongs to
- * (REDIS-FORMATS.md: never parse ids out of keys); a key whose name does not start with its
+ * (the savers' reference notes: never parse ids out of keys); a key whose name does not start with its
  * document's thread id is a stray, and the import deals with it (see `import.ts`).
  */
 
