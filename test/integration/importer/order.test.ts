@@ -8,6 +8,7 @@ import {
   fixtureCommands,
   recordConversation,
   uniqueToken,
+  writeFixture,
   type Conversation,
   type FixtureFormat,
 } from "./fixtures.js";
@@ -66,14 +67,8 @@ beforeAll(async () => {
   pool = testPool(6);
   const template = await recordConversation(`${token}-template`, ["weather in sf?", "thanks"]);
   const write = async (format: FixtureFormat, conv: Conversation) => {
-    const cmds = fixtureCommands(format, conv);
-    const pipe = redis.pipeline();
-    for (const c of cmds) {
-      if (c.kind === "set") pipe.set(c.key, c.value);
-      else pipe.hset(c.key, c.fields);
-    }
-    await pipe.exec();
-    return cmds.map((c) => c.key);
+    await writeFixture(redis, format, conv);
+    return fixtureCommands(format, conv).map((c) => c.key);
   };
   const aKeys = await write("python", { ...template, threadId: threadA });
   for (let i = 0; i < FILLERS; i++)
