@@ -168,12 +168,14 @@ function describeError(err: unknown): string {
  * Imports LangGraph checkpoints from Redis into the Postgres checkpoint tables.
  *
  * Phases: SCAN the keyspace; read every key with a saver prefix (MGET, then TYPE and JSON.GET /
- * GET / HGETALL for what is not a STRING) and group the records by the thread id their documents
- * name (the official savers' documents wait as text, see `ingest.ts`); decode each thread with the
+ * GET / HGETALL for what is not a STRING), grouped by the thread their names point to
+ * (`order.ts`), and group the records by the thread id their documents name (the official savers'
+ * documents wait as bytes, see `ingest.ts`); as each thread's keys are read, decode it with the
  * first format reader that recognises each record and convert it (history selection, full channel
  * values, versions, LangChain ids) and write threads in batched transactions with their journal
- * rows; optionally verify. Threads that cannot be converted are rejected and reported, and the
- * run goes on. Holds the source's text in memory: narrow `match` for very large keyspaces.
+ * rows, while later threads are still being read; optionally verify. Threads that cannot be
+ * converted are rejected and reported, and the run goes on. Holds the key names of the selection
+ * and a few batches' documents in memory (decision I21).
  */
 export async function importRedis(options: ImportRedisOptions): Promise<ImportSummary> {
   const started = performance.now();
