@@ -120,13 +120,13 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
   if (ctx.want("load")) {
     const { benchLoadSideBySide } = await import("./load.js");
     log(
-      `HTTP load benchmark (50 concurrent streaming chats; the service on Threadline, MemorySaver and the official saver, rounds interleaved)`,
+      `HTTP load benchmark (50 concurrent streaming chats; the service on Threadline, MemorySaver, the official saver and the durable floor, rounds interleaved)`,
     );
     const r = await benchLoadSideBySide({ quick, databaseUrl: ctx.url });
     const t: BenchLoadResultLike = r.threadline;
     results.load = t;
     results.loadSideBySide = r;
-    for (const side of ["threadline", "memory", "official"] as const) {
+    for (const side of ["threadline", "memory", "official", "floor"] as const) {
       const x = r[side];
       out.push(
         `HTTP load, service on ${side}: ${x.concurrency} concurrent streaming chats for ${fmt(x.durationMs / 1000, 1)} s: ${x.turns} turns, ${x.errors} errors, ${x.turnsPerSecond.toFixed(1)} turns/s, per turn p50 ${x.latencyMs.p50} ms, p99 ${x.latencyMs.p99} ms`,
@@ -134,8 +134,15 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
     }
     out.push(
       `HTTP load throughput: Threadline ${fmt(r.ratios["threadline/memory"], 2)}x the same service on MemorySaver, ${fmt(r.ratios["threadline/official"], 2)}x on the official saver`,
-      `HTTP load, CPU of the service process per turn: Threadline ${fmt(r.cpuMsPerTurn.threadline, 2)} ms, MemorySaver ${fmt(r.cpuMsPerTurn.memory, 2)} ms, official ${fmt(r.cpuMsPerTurn.official, 2)} ms (informational; throughput of a CPU-bound service is its inverse)`,
+      `HTTP load, CPU of the service process per turn: Threadline ${fmt(r.cpuMsPerTurn.threadline, 2)} ms, MemorySaver ${fmt(r.cpuMsPerTurn.memory, 2)} ms, official ${fmt(r.cpuMsPerTurn.official, 2)} ms, floor ${fmt(r.cpuMsPerTurn.floor, 2)} ms (informational; throughput of a CPU-bound service is its inverse)`,
+      `HTTP load floor: the service on a FloorSaver (MemorySaver plus one primary-key read per getTuple and one 0.4 KB durable commit per put) serves ${fmt(r.ratios["floor/memory"], 2)}x the turns per second of the service on MemorySaver; Threadline ${fmt(r.ratios["threadline/floor"], 2)}x the floor`,
     );
+    for (const side of ["threadline", "memory", "official", "floor"] as const) {
+      const m = r.machineCpuMsPerTurn[side];
+      out.push(
+        `HTTP load, machine CPU per turn, service on ${side}: ${fmt(m.total, 2)} ms (service ${fmt(m.service, 2)}, load generator ${fmt(m.driver, 2)}, Postgres ${m.postgres === undefined ? "not on this host" : fmt(m.postgres, 2)}): at most ${fmt(m.boundTurnsPerSecond, 1)} turns/s on ${m.cores} cores`,
+      );
+    }
     // The same service keeping nothing (MemorySaver) is the most any saver can give it: a
     // Threadline/official ratio above memory/official would mean persisting for less than free.
     const ceiling =
@@ -161,6 +168,12 @@ export async function runExtras(ctx: ExtrasContext): Promise<void> {
         value: r.ratios["threadline/official"],
         target: ">= 2x",
         ok: r.ratios["threadline/official"] >= 2,
+      },
+      {
+        name: "load: floor (the service on a FloorSaver vs on MemorySaver)",
+        value: r.ratios["floor/memory"],
+        target: "floor (>= 0.85x needed)",
+        ok: r.ratios["floor/memory"] >= 0.85,
       },
       {
         name: "load: ceiling (the service on MemorySaver vs on the official saver)",

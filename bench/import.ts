@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { Redis } from "ioredis";
@@ -8,6 +7,7 @@ import { migrate } from "../src/db/migrator.js";
 import { importRedis, type ImportRedisOptions, type ImportSummary } from "../src/importer/index.js";
 import { KNOWN_PREFIXES } from "../src/importer/formats/index.js";
 import type { MachineCpu } from "./extras-types.js";
+import { postgresCpuMs } from "./proc-cpu.js";
 import type { ThreadRows } from "../src/importer/serialize.js";
 import { ImportWriter, WriteBatch } from "../src/importer/writer.js";
 import {
@@ -380,9 +380,6 @@ async function rawReadMs(redis: Redis, match: string): Promise<{ ms: number; key
   return { ms: performance.now() - t0, keys: keys.length };
 }
 
-/** /proc's CPU times are in USER_HZ ticks, 100 per second on every Linux ABI. */
-const USER_HZ = 100;
-
 /**
  * CPU milliseconds used so far by this process, by all Postgres server processes of this host
  * (`undefined` without /proc or without a process named postgres) and by Redis.
@@ -391,28 +388,7 @@ async function machineCpuMs(
   redis: Redis,
 ): Promise<{ node: number; postgres: number | undefined; redis: number }> {
   const own = process.cpuUsage();
-  let postgres: number | undefined;
-  try {
-    for (const pid of readdirSync("/proc")) {
-      if (!/^\d+$/.test(pid)) continue;
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        // comm is in parentheses and may hold spaces; the fields after it are space-separated.
-        const close = stat.lastIndexOf(")");
-        if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue;
-        const fields = stat.slice(close + 2).split(" ");
-        // utime, stime, cutime and cstime are fields 14-17 of the line, 12-15 after comm. A
-        // backend that exits during the run takes its utime with it, and the postmaster, which
-        // reaps it, gains it as cutime: summing all four keeps the total whole.
-        const ticks = fields.slice(11, 15).reduce((n, f) => n + Number(f), 0);
-        postgres = (postgres ?? 0) + (ticks * 1000) / USER_HZ;
-      } catch {
-        // The process ended between the listing and the read.
-      }
-    }
-  } catch {
-    postgres = undefined;
-  }
+  const postgres = postgresCpuMs();
   const info = await redis.info("cpu");
   const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
   return {

@@ -4,13 +4,14 @@
  * clients' CPU nor another side's idle service shares a V8 heap and an event loop with the side
  * being measured. Forked by {@link benchLoadSideBySide} with `--import tsx`; talks over IPC.
  *
- *   serve <threadline|memory|official> <databaseUrl> <schema>
- *     starts the service on that side on a free loopback port, sends `{ url }`, answers
- *     `{ type: "cpu" }` with its `process.cpuUsage()`, and shuts down and exits on
- *     `{ type: "stop" }`.
+ *   serve <threadline|memory|official|floor> <databaseUrl> <schema>
+ *     starts the service on that side on a free loopback port, sends `{ url }`, and shuts down
+ *     and exits on `{ type: "stop" }`.
  *   drive
  *     answers each `{ type: "drive", url, concurrency, durationMs }` with the
  *     {@link driveLoadRaw} result of that round; exits on `{ type: "stop" }`.
+ *
+ * Both answer `{ type: "cpu" }` with their `process.cpuUsage()`.
  */
 import { once } from "node:events";
 import type { Server } from "node:http";
@@ -23,6 +24,7 @@ import { createChatModel } from "../src/graphs/chat/models.js";
 import { createApp } from "../src/http/app.js";
 import { startService } from "../src/service/composition-root.js";
 import { driveLoadRaw, type LoadSide } from "./load.js";
+import { FloorSaver, createFloorTable } from "./turn-floor.js";
 
 /** A message from the parent. */
 type Command =
@@ -58,6 +60,13 @@ async function serve(
     const official = new PostgresSaver(pool, undefined, { schema });
     await official.setup();
     checkpointer = official;
+  } else if (side === "floor") {
+    // The round trips and commits no durable saver can avoid, on a pool of the same size.
+    const floorPool = new pg.Pool({ connectionString: databaseUrl, max: 20 });
+    pool = floorPool;
+    await floorPool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    const table = await createFloorTable(floorPool, schema);
+    checkpointer = new FloorSaver(() => floorPool, table);
   } else {
     checkpointer = new MemorySaver();
   }
@@ -88,6 +97,10 @@ if (role === "serve") {
   reply({ url: running.url });
 } else if (role === "drive") {
   process.on("message", (command: Command) => {
+    if (command.type === "cpu") {
+      reply({ cpu: process.cpuUsage() });
+      return;
+    }
     if (command.type === "stop") {
       process.disconnect();
       return;

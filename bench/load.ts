@@ -10,7 +10,9 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { configSchema } from "../src/config/schema.js";
 import { startService, type RunningService } from "../src/service/composition-root.js";
+import os from "node:os";
 import { type Child, forkChild as forkFile, PROFILE_DIR } from "./child.js";
+import { postgresCpuMs } from "./proc-cpu.js";
 
 export { PROFILE_DIR };
 
@@ -154,21 +156,47 @@ function summarize(
   };
 }
 
-/** A service under test in the side-by-side load benchmark. */
-export type LoadSide = "threadline" | "memory" | "official";
+/**
+ * A service under test in the side-by-side load benchmark: `floor` is the same service on a
+ * FloorSaver (MemorySaver plus the primary-key read and the durable commit no saver can skip).
+ */
+export type LoadSide = "threadline" | "memory" | "official" | "floor";
 
-/** The same service on three checkpointers, as {@link benchLoadSideBySide} measured them. */
+/**
+ * CPU milliseconds per turn a side cost the whole machine during its rounds: its service process,
+ * the load generator and every Postgres server process of this host (absent for a server on
+ * another host). On a machine whose cores all three share, `boundTurnsPerSecond` (cores / total)
+ * is the most turns per second that side can reach.
+ */
+export interface LoadMachineCpu {
+  service: number;
+  driver: number;
+  postgres?: number;
+  total: number;
+  cores: number;
+  boundTurnsPerSecond: number;
+}
+
+/** The same service on four checkpointers, as {@link benchLoadSideBySide} measured them. */
 export interface BenchLoadSideBySideResult {
   threadline: BenchLoadResult;
   memory: BenchLoadResult;
   official: BenchLoadResult;
+  floor: BenchLoadResult;
   /** Throughput ratios (turns per second). */
-  ratios: { "threadline/memory": number; "threadline/official": number };
+  ratios: {
+    "threadline/memory": number;
+    "threadline/official": number;
+    "threadline/floor": number;
+    "floor/memory": number;
+  };
   /**
    * CPU time (user + system) each service process spent per turn during the measured rounds,
    * in ms. Less sensitive to other load on the machine than throughput, which is wall-clock.
    */
   cpuMsPerTurn: Record<LoadSide, number>;
+  /** What each side's turns cost the machine, service, clients and Postgres together. */
+  machineCpuMsPerTurn: Record<LoadSide, LoadMachineCpu>;
 }
 
 const CHILD = fileURLToPath(new URL("./load-child.ts", import.meta.url));
@@ -178,7 +206,7 @@ const forkChild = (args: string[], profile: boolean): Child => forkFile(CHILD, a
 /**
  * The HTTP load side by side: the service as `threadline serve` runs it (PostgresCheckpointer
  * behind the fallback), the same app (`createApp`, same routes, offline model) on MemorySaver,
- * and on the official PostgresSaver. Each service and the load generator (the HTTP clients) run
+ * on the official PostgresSaver and on a FloorSaver (the durable floor, decision P14). Each service and the load generator (the HTTP clients) run
  * in a child process of their own (decision H31), so the side being measured has a process to
  * itself and competes with the clients only for cores, as a deployed service would. Rounds
  * interleave the three (a few seconds each, 50 concurrent streaming chats on new threads), so
@@ -201,18 +229,28 @@ export async function benchLoadSideBySide(options: {
   const roundMs = options.roundMs ?? (options.quick ? 1_500 : 6_000);
   const profile = options.profile ?? false;
   const tag = randomUUID().slice(0, 8);
-  const sides = ["threadline", "memory", "official"] as const;
+  const sides = ["threadline", "memory", "official", "floor"] as const;
   const schemas: Record<LoadSide, string> = {
     threadline: `bench_load_tl_${tag}`,
     memory: `bench_load_mem_${tag}`,
     official: `bench_load_off_${tag}`,
+    floor: `bench_load_floor_${tag}`,
   };
   const children: Child[] = [];
   const services = {} as Record<LoadSide, Child>;
-  const cpuMs: Record<LoadSide, number> = { threadline: 0, memory: 0, official: 0 };
-  const cpuOf = async (side: LoadSide): Promise<number> => {
-    const answer = services[side].next<{ cpu: NodeJS.CpuUsage }>();
-    services[side].process.send({ type: "cpu" });
+  const zero = (): Record<LoadSide, number> => ({
+    threadline: 0,
+    memory: 0,
+    official: 0,
+    floor: 0,
+  });
+  const cpuMs = zero();
+  const driverMs = zero();
+  const postgresMs = zero();
+  let postgresSeen = true;
+  const cpuOfChild = async (child: Child): Promise<number> => {
+    const answer = child.next<{ cpu: NodeJS.CpuUsage }>();
+    child.process.send({ type: "cpu" });
     const { cpu } = await answer;
     return (cpu.user + cpu.system) / 1000;
   };
@@ -249,12 +287,18 @@ export async function benchLoadSideBySide(options: {
       // Rotate who goes first, so no side always follows the same one.
       for (let i = 0; i < sides.length; i++) {
         const side = sides[(i + r) % sides.length]!;
-        const cpu0 = await cpuOf(side);
+        const cpu0 = await cpuOfChild(services[side]);
+        const driver0 = await cpuOfChild(driver);
+        const postgres0 = postgresCpuMs();
         const t0 = performance.now();
         const result = await drive(urls[side], roundMs);
         const a = acc[side];
         a.elapsed += performance.now() - t0;
-        cpuMs[side] += (await cpuOf(side)) - cpu0;
+        const postgres1 = postgresCpuMs();
+        driverMs[side] += (await cpuOfChild(driver)) - driver0;
+        cpuMs[side] += (await cpuOfChild(services[side])) - cpu0;
+        if (postgres0 === undefined || postgres1 === undefined) postgresSeen = false;
+        else postgresMs[side] += postgres1 - postgres0;
         a.latencies.push(...result.latencies);
         a.errors += result.errors;
         a.samples.push(...result.samples.slice(0, 5 - a.samples.length));
@@ -271,18 +315,40 @@ export async function benchLoadSideBySide(options: {
     ]),
   ) as Record<LoadSide, BenchLoadResult>;
   const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : 0);
+  const perTurn = (ms: number, side: LoadSide) =>
+    out[side].turns > 0 ? Math.round((ms / out[side].turns) * 100) / 100 : 0;
+  const cores = os.availableParallelism();
+  const machine = (side: LoadSide): LoadMachineCpu => {
+    const service = perTurn(cpuMs[side], side);
+    const driverCpu = perTurn(driverMs[side], side);
+    const postgres = postgresSeen ? perTurn(postgresMs[side], side) : undefined;
+    const total = Math.round((service + driverCpu + (postgres ?? 0)) * 100) / 100;
+    return {
+      service,
+      driver: driverCpu,
+      ...(postgres === undefined ? {} : { postgres }),
+      total,
+      cores,
+      boundTurnsPerSecond: total > 0 ? Math.round(((cores * 1000) / total) * 10) / 10 : 0,
+    };
+  };
+  const tps = (side: LoadSide) => out[side].turnsPerSecond;
   return {
     ...out,
     ratios: {
-      "threadline/memory": ratio(out.threadline.turnsPerSecond, out.memory.turnsPerSecond),
-      "threadline/official": ratio(out.threadline.turnsPerSecond, out.official.turnsPerSecond),
+      "threadline/memory": ratio(tps("threadline"), tps("memory")),
+      "threadline/official": ratio(tps("threadline"), tps("official")),
+      "threadline/floor": ratio(tps("threadline"), tps("floor")),
+      "floor/memory": ratio(tps("floor"), tps("memory")),
     },
-    cpuMsPerTurn: Object.fromEntries(
-      sides.map((s) => [
-        s,
-        out[s].turns > 0 ? Math.round((cpuMs[s] / out[s].turns) * 100) / 100 : 0,
-      ]),
-    ) as Record<LoadSide, number>,
+    cpuMsPerTurn: Object.fromEntries(sides.map((s) => [s, perTurn(cpuMs[s], s)])) as Record<
+      LoadSide,
+      number
+    >,
+    machineCpuMsPerTurn: Object.fromEntries(sides.map((s) => [s, machine(s)])) as Record<
+      LoadSide,
+      LoadMachineCpu
+    >,
   };
 }
 
