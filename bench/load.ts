@@ -6,11 +6,11 @@
  *   node --import tsx bench/load.ts [--quick] [--base-url http://host:8787]
  */
 import { randomUUID } from "node:crypto";
+import os from "node:os";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { configSchema } from "../src/config/schema.js";
 import { startService, type RunningService } from "../src/service/composition-root.js";
-import os from "node:os";
 import { type Child, forkChild as forkFile, PROFILE_DIR } from "./child.js";
 import { postgresCpuMs } from "./proc-cpu.js";
 
@@ -206,11 +206,12 @@ const forkChild = (args: string[], profile: boolean): Child => forkFile(CHILD, a
 /**
  * The HTTP load side by side: the service as `threadline serve` runs it (PostgresCheckpointer
  * behind the fallback), the same app (`createApp`, same routes, offline model) on MemorySaver,
- * on the official PostgresSaver and on a FloorSaver (the durable floor, decision P14). Each service and the load generator (the HTTP clients) run
- * in a child process of their own (decision H31), so the side being measured has a process to
- * itself and competes with the clients only for cores, as a deployed service would. Rounds
- * interleave the three (a few seconds each, 50 concurrent streaming chats on new threads), so
- * load on the machine falls on each alike; throughput is summed over the rounds.
+ * on the official PostgresSaver and on a FloorSaver (the durable floor, decision P14). Each
+ * service and the load generator (the HTTP clients) run in a child process of their own
+ * (decision H31), so the side being measured has a process to itself and competes with the
+ * clients only for cores, as a deployed service would. Rounds interleave the four (a few seconds
+ * each, 50 concurrent streaming chats on new threads), so load on the machine falls on each
+ * alike; throughput is summed over the rounds.
  */
 export async function benchLoadSideBySide(options: {
   quick: boolean;
@@ -247,7 +248,10 @@ export async function benchLoadSideBySide(options: {
   const cpuMs = zero();
   const driverMs = zero();
   const postgresMs = zero();
-  let postgresSeen = true;
+  // Postgres's processes are read from /proc, so only for a server on this host.
+  const host = new URL(databaseUrl).hostname;
+  let postgresSeen =
+    host === "" || host === "localhost" || host === "127.0.0.1" || host === "[::1]";
   const cpuOfChild = async (child: Child): Promise<number> => {
     const answer = child.next<{ cpu: NodeJS.CpuUsage }>();
     child.process.send({ type: "cpu" });
@@ -289,12 +293,12 @@ export async function benchLoadSideBySide(options: {
         const side = sides[(i + r) % sides.length]!;
         const cpu0 = await cpuOfChild(services[side]);
         const driver0 = await cpuOfChild(driver);
-        const postgres0 = postgresCpuMs();
+        const postgres0 = postgresSeen ? postgresCpuMs() : undefined;
         const t0 = performance.now();
         const result = await drive(urls[side], roundMs);
         const a = acc[side];
         a.elapsed += performance.now() - t0;
-        const postgres1 = postgresCpuMs();
+        const postgres1 = postgresSeen ? postgresCpuMs() : undefined;
         driverMs[side] += (await cpuOfChild(driver)) - driver0;
         cpuMs[side] += (await cpuOfChild(services[side])) - cpu0;
         if (postgres0 === undefined || postgres1 === undefined) postgresSeen = false;
