@@ -239,12 +239,7 @@ export async function benchLoadSideBySide(options: {
   };
   const children: Child[] = [];
   const services = {} as Record<LoadSide, Child>;
-  const zero = (): Record<LoadSide, number> => ({
-    threadline: 0,
-    memory: 0,
-    official: 0,
-    floor: 0,
-  });
+  const zero = () => Object.fromEntries(sides.map((s) => [s, 0])) as Record<LoadSide, number>;
   const cpuMs = zero();
   const driverMs = zero();
   const postgresMs = zero();

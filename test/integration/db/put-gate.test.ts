@@ -37,7 +37,8 @@ describe("threadline_lock_for_put, the put's gate (migration 0018)", () => {
     expect(
       await gate("g1", ["messages", "other", "scratch"], ["v1", null, "v3"], [a, null, b]),
     ).toBe(true);
-    // Many calls on one connection: the probes' cached plans give the same answers.
+    // More calls than the plan cache's five custom plans on each of the pool's two connections:
+    // the probes' cached generic plans give the same answers.
     for (let i = 0; i < 12; i++) {
       expect(await gate("g1", ["messages"], ["v1"], [a])).toBe(true);
       expect(await gate("g1", ["messages"], ["v2"], [a])).toBe(false);
